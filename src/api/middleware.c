@@ -1,0 +1,136 @@
+/* middleware: see middleware.h. */
+#include "api/middleware.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/worker.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/uuid.h"
+
+#define LOG_PATH_MAX 256
+
+void mw_begin(struct http_request *req)
+{
+    if (req->begun)
+        return;
+    req->begun = true;
+    const struct http_hval *h = &req->correlation_id;
+    if (h->present && !h->invalid && uuid_is_valid(h->v, h->len))
+        memcpy(req->cid, h->v, UUID_STR_LEN + 1);
+    else if (uuid4_generate(req->cid) != 0)
+        snprintf(req->cid, sizeof req->cid, "00000000-0000-4000-8000-000000000000");
+    char path[LOG_PATH_MAX + 1];
+    snprintf(path, sizeof path, "%s", req->path ? req->path : "");
+    log_event(LOG_INFO, "request_received", req->cid,
+              LOG_STR("method", req->method_name ? req->method_name : ""), LOG_STR("path", path));
+}
+
+const char *mw_cors_origin(const struct config *cfg, const struct http_request *req)
+{
+    if (!req->origin.present || req->origin.invalid)
+        return NULL;
+    if (cfg->cors_any)
+        return "*";
+    for (size_t i = 0; i < cfg->cors_origins.n; i++)
+        if (strcmp(cfg->cors_origins.items[i], req->origin.v) == 0)
+            return cfg->cors_origins.items[i];
+    return NULL;
+}
+
+size_t mw_common_headers(const struct config *cfg, const char *cid, const char *cors_origin,
+                         struct http_header *h, size_t n)
+{
+    h[n++] = (struct http_header){ "X-Correlation-Id", cid };
+    if (cors_origin != NULL) {
+        h[n++] = (struct http_header){ "Access-Control-Allow-Origin", cors_origin };
+        h[n++] = (struct http_header){ "Access-Control-Expose-Headers", "X-Correlation-Id" };
+    }
+    if (cfg->cors_origins.n > 0) /* the answer depends on Origin: caches must know */
+        h[n++] = (struct http_header){ "Vary", "Origin" };
+    return n;
+}
+
+/* Compares without an early exit, so timing does not tell how much matched. */
+static bool equal_ct(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = (unsigned char)(alen != blen);
+    for (size_t i = 0; i < blen; i++)
+        diff |= (unsigned char)(b[i] ^ (alen ? a[i % alen] : 0));
+    return diff == 0;
+}
+
+bool mw_authorized(const struct config *cfg, const struct http_request *req)
+{
+    if (cfg->client_keys.n == 0)
+        return true;
+    const struct http_hval *h = &req->authorization;
+    if (!h->present || h->invalid || h->len < 7 || strncasecmp(h->v, "Bearer ", 7) != 0)
+        return false;
+    const char *token = h->v + 7;
+    while (*token == ' ')
+        token++;
+    size_t tlen = strlen(token);
+    bool ok = false;
+    for (size_t i = 0; i < cfg->client_keys.n; i++) /* no early exit either */
+        ok |= equal_ct(token, tlen, cfg->client_keys.items[i], strlen(cfg->client_keys.items[i]));
+    return ok;
+}
+
+void mw_log_complete(const char *cid, int status, enum outcome outcome, int64_t start_us,
+                     int64_t token_count)
+{
+    log_event(LOG_INFO, "response_complete", cid, LOG_INT("status", status),
+              LOG_STR("outcome", metrics_outcome_name(outcome)),
+              LOG_INT("duration_ms", (clock_mono_us() - start_us) / 1000),
+              LOG_INT("token_count", token_count));
+}
+
+void mw_log_error(const char *cid, enum error_code code, const char *detail)
+{
+    log_event(error_log_level(code), "error_occurred", cid,
+              LOG_STR("error_type", error_code_name(code)), LOG_STR("message", detail),
+              LOG_STR("recovery_action", error_recovery(code)));
+}
+
+static void respond(struct worker *w, struct http_conn *c, struct http_request *req,
+                    enum metric_route route, int status, const char *content_type,
+                    const char *body, size_t len, const struct http_header *extra, size_t n_extra)
+{
+    struct http_header h[MW_MAX_HEADERS + 8];
+    size_t n = 0;
+    h[n++] = (struct http_header){ "Content-Type", content_type };
+    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
+    n = mw_common_headers(w->cfg, req->cid, mw_cors_origin(w->cfg, req), h, n);
+    for (size_t i = 0; i < n_extra && n < sizeof h / sizeof h[0]; i++)
+        h[n++] = extra[i];
+    http_respond(c, status, h, n, body, len);
+    metrics_request(w->m, route, status);
+    mw_log_complete(req->cid, status, status < 400 ? OUTCOME_COMPLETED : OUTCOME_ERROR,
+                    req->start_us, 0);
+}
+
+void mw_respond_error(struct worker *w, struct http_conn *c, struct http_request *req,
+                      enum metric_route route, enum error_code code, const char *detail,
+                      const struct http_header *extra, size_t n_extra)
+{
+    char text[1024], body[8192];
+    mw_begin(req);
+    if (detail == NULL) {
+        error_detail(text, sizeof text, code, NULL, NULL, NULL);
+        detail = text;
+    }
+    mw_log_error(req->cid, code, detail);
+    size_t len = error_json_body(body, sizeof body, code, detail, req->cid);
+    respond(w, c, req, route, error_status(code), "application/json", body, len, extra, n_extra);
+}
+
+void mw_respond_ok(struct worker *w, struct http_conn *c, struct http_request *req,
+                   enum metric_route route, int status, const char *content_type,
+                   const char *body, size_t len, const struct http_header *extra, size_t n_extra)
+{
+    respond(w, c, req, route, status, content_type, body, len, extra, n_extra);
+}

@@ -1,0 +1,445 @@
+/* server: see server.h. */
+#include "api/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/chat.h"
+#include "api/http.h"
+#include "api/routes.h"
+#include "api/worker.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "services/provider.h"
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100
+#define EXIT_CHECK_MS 20
+#define LISTEN_BACKLOG 4096
+
+/* ---- listening sockets ------------------------------------------------------------- */
+
+struct listen_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[80]; /* "127.0.0.1:8000" or "[::1]:8000" */
+};
+
+static int resolve(const struct config *cfg, struct listen_addr *a)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_ADDRCONFIG };
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%d", cfg->port);
+    int rc = getaddrinfo(cfg->host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "chatd: HOST=\"%s\" cannot be used: %s. chatd must resolve HOST to a local "
+                "address to listen on. Set HOST to an IP address such as 127.0.0.1 or 0.0.0.0.\n",
+                cfg->host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+    a->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int addr_port(const struct listen_addr *a)
+{
+    return ntohs(a->ss.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)&a->ss)->sin6_port
+                                             : ((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
+static void set_port(struct listen_addr *a, int port)
+{
+    if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+}
+
+static void format_addr(struct listen_addr *a)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (a->ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->ss)->sin6_addr, host, sizeof host);
+        snprintf(a->text, sizeof a->text, "[%s]:%d", host, addr_port(a));
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&a->ss)->sin_addr, host, sizeof host);
+        snprintf(a->text, sizeof a->text, "%s:%d", host, addr_port(a));
+    }
+}
+
+static void bind_failed(const struct config *cfg, int err)
+{
+    if (err == EADDRINUSE)
+        fprintf(stderr, "chatd: port %d on %s is already in use. Another process (perhaps another "
+                "chatd) is listening there. Stop that process, or set PORT to a free port.\n",
+                cfg->port, cfg->host);
+    else if (err == EACCES)
+        fprintf(stderr, "chatd: not allowed to listen on port %d. Ports below 1024 need extra "
+                "privileges. Set PORT to 1024 or above, such as 8000.\n", cfg->port);
+    else
+        fprintf(stderr, "chatd: cannot listen on %s port %d: %s. HOST must be an address of this "
+                "machine. Set HOST to 127.0.0.1, 0.0.0.0 or one of this machine's addresses.\n",
+                cfg->host, cfg->port, strerror(err));
+}
+
+/* With SO_REUSEPORT a second chatd could silently share our port; a probe
+ * bound without it fails if anyone is listening there. */
+static int probe_port(const struct listen_addr *a)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    int one = 1, err = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+        err = errno;
+    close(fd);
+    return err;
+}
+
+static int open_listener(struct listen_addr *a)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    if (addr_port(a) == 0) { /* PORT=0: the other workers must join the same port */
+        struct sockaddr_storage bound;
+        socklen_t len = sizeof bound;
+        getsockname(fd, (struct sockaddr *)&bound, &len);
+        set_port(a, ntohs(((struct sockaddr_in *)&bound)->sin_port));
+    }
+    return fd;
+}
+
+/* ---- accepting ---------------------------------------------------------------------- */
+
+static void pause_accept(struct worker *w)
+{
+    /* Out of descriptors: leave new connections in the kernel's backlog and try
+     * again shortly, instead of spinning on a listener that stays readable. */
+    if (!w->accept_paused) {
+        log_event(LOG_WARNING, "accept_paused", NULL, LOG_INT("worker", w->id),
+                  LOG_STR("reason", "out of file descriptors"),
+                  LOG_STR("recovery_action", "raise the open-file limit (ulimit -n) or lower "
+                                             "MAX_CONCURRENT_STREAMS"));
+        metrics_accept_paused(w->m);
+    }
+    w->accept_paused = true;
+    event_del(w->accept_ev);
+    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    event_add(w->resume_ev, &tv);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (!w->draining)
+        event_add(w->accept_ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accept(w);
+            return; /* EAGAIN: the backlog is empty */
+        }
+        if (w->accept_paused) {
+            w->accept_paused = false;
+            log_event(LOG_INFO, "accept_resumed", NULL, LOG_INT("worker", w->id));
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (http_server_adopt(w->http, fd) != 0)
+            close(fd);
+    }
+}
+
+/* ---- draining and stopping ---------------------------------------------------------- */
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    chat_abort_all(arg, ERR_STREAM_SHUTTING_DOWN);
+}
+
+static void on_exit_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->streams == NULL && http_server_busy_count(w->http) == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void begin_drain(struct worker *w)
+{
+    w->draining = true;
+    event_del(w->accept_ev);
+    event_del(w->resume_ev);
+    close(w->listen_fd); /* stop accepting: new connections are refused */
+    w->listen_fd = -1;
+    http_server_drain(w->http);
+    double d = w->cfg->drain_s;
+    struct timeval tv = { (time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6) };
+    event_add(w->drain_ev, &tv);
+    struct timeval check = { 0, EXIT_CHECK_MS * 1000 };
+    event_add(w->exit_ev, &check);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) != sizeof n)
+        return;
+    if (!w->draining)
+        begin_drain(w);
+    else /* a second signal: do not wait for the drain period */
+        chat_abort_all(w, ERR_STREAM_SHUTTING_DOWN);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* ---- worker set-up ------------------------------------------------------------------ */
+
+static void worker_free(struct worker *w)
+{
+    http_server_free(w->http); /* closes connections; their streams end with them */
+    provider_free(w->provider);
+    struct event *evs[] = { w->accept_ev, w->resume_ev, w->wake_ev, w->drain_ev, w->exit_ev };
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    buf_free(&w->scratch);
+}
+
+static int worker_init(struct worker *w, int id, const struct config *cfg, struct metrics *m,
+                       int listen_fd)
+{
+    memset(w, 0, sizeof *w);
+    w->id = id;
+    w->cfg = cfg;
+    w->metrics = m;
+    w->m = metrics_shard(m, id);
+    w->listen_fd = listen_fd;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct event_config *ec = event_config_new();
+    if (ec != NULL) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK); /* one thread per base */
+        w->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
+    if (w->wake_fd < 0 || w->base == NULL)
+        return -1;
+    struct timeval tv = { (time_t)cfg->timeout_s,
+                          (suseconds_t)((cfg->timeout_s - (double)(time_t)cfg->timeout_s) * 1e6) };
+    w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
+    w->http = http_server_new(w->base, &routes_handlers, w, cfg->client_timeout_s);
+    w->provider = provider_new(w->base, cfg);
+    w->accept_ev = event_new(w->base, listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->resume_ev = evtimer_new(w->base, on_resume, w);
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+    w->drain_ev = evtimer_new(w->base, on_drain_deadline, w);
+    w->exit_ev = event_new(w->base, -1, EV_PERSIST, on_exit_check, w);
+    if (w->http == NULL || w->provider == NULL || w->accept_ev == NULL || w->resume_ev == NULL ||
+        w->wake_ev == NULL || w->drain_ev == NULL || w->exit_ev == NULL)
+        return -1;
+    event_add(w->accept_ev, NULL);
+    event_add(w->wake_ev, NULL);
+    return 0;
+}
+
+/* ---- the whole server --------------------------------------------------------------- */
+
+static void warn_at_start(const struct config *cfg, const struct listen_addr *a)
+{
+    if (cfg->api_key == NULL)
+        log_event(LOG_WARNING, "config_warning", NULL,
+                  LOG_STR("message", "OPENAI_API_KEY is not set, so requests to the provider "
+                                     "carry no Authorization header"),
+                  LOG_STR("recovery_action", "set OPENAI_API_KEY unless your provider (such as "
+                                             "a local llama.cpp or Ollama) needs no key"));
+    bool loopback = a->ss.ss_family == AF_INET
+                        ? (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127
+                        : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    if (!loopback && cfg->client_keys.n == 0)
+        log_event(LOG_WARNING, "config_warning", NULL,
+                  LOG_STR("message", "listening on a non-loopback address without "
+                                     "CLIENT_API_KEYS: anyone who can reach this port can spend "
+                                     "the provider account"),
+                  LOG_STR("recovery_action", "set CLIENT_API_KEYS, or put chatd behind an "
+                                             "authenticating proxy"));
+}
+
+/* Waits for SIGINT/SIGTERM, asks the workers to drain, and asks again (to end
+ * streams at once) on a second signal, until every worker has stopped. */
+static void wait_for_signals(struct worker *ws, int n, _Atomic int *stopped)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int signals = 0;
+    while (atomic_load(stopped) < n) {
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        int sig = sigtimedwait(&set, NULL, signals ? &ts : NULL);
+        if (sig < 0)
+            continue;
+        if (signals++ == 0)
+            log_event(LOG_INFO, "shutdown_started", NULL,
+                      LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
+                      LOG_NUM("drain_seconds", ws[0].cfg->drain_s));
+        uint64_t one = 1;
+        for (int i = 0; i < n; i++)
+            if (write(ws[i].wake_fd, &one, sizeof one) < 0)
+                log_event(LOG_ERROR, "wake_failed", NULL, LOG_INT("worker", i));
+    }
+}
+
+struct runner {
+    struct worker *w;
+    _Atomic int *stopped;
+};
+
+static void *run_worker(void *arg)
+{
+    struct runner *r = arg;
+    worker_main(r->w);
+    atomic_fetch_add(r->stopped, 1);
+    return NULL;
+}
+
+static int open_all(const struct config *cfg, struct listen_addr *a, int *fds)
+{
+    if (resolve(cfg, a) != 0)
+        return 2;
+    int err = cfg->port ? probe_port(a) : 0;
+    for (int i = 0; i < cfg->workers && err == 0; i++) {
+        fds[i] = open_listener(a);
+        if (fds[i] < 0)
+            err = -fds[i];
+    }
+    if (err != 0) {
+        bind_failed(cfg, err);
+        return 2;
+    }
+    format_addr(a);
+    return 0;
+}
+
+int server_run(const struct config *cfg)
+{
+    int n = cfg->workers, rc = 1;
+    struct listen_addr addr;
+    int *fds = malloc(sizeof(int) * (size_t)n);
+    struct worker *ws = calloc((size_t)n, sizeof *ws);
+    struct runner *runners = calloc((size_t)n, sizeof *runners);
+    struct metrics *m = metrics_new(n);
+    _Atomic int stopped = 0;
+    int started = 0;
+    if (fds == NULL || ws == NULL || runners == NULL || m == NULL)
+        goto out;
+    for (int i = 0; i < n; i++)
+        fds[i] = -1;
+    if ((rc = open_all(cfg, &addr, fds)) != 0)
+        goto out;
+    rc = 1;
+    for (int i = 0; i < n; i++) {
+        int fd = fds[i];
+        fds[i] = -1; /* the worker owns it now, even if it fails */
+        if (worker_init(&ws[i], i, cfg, m, fd) != 0) {
+            fprintf(stderr, "chatd: cannot start worker %d: out of memory or file descriptors. "
+                    "The process could not create its event loop. Lower WORKERS or raise the "
+                    "open-file limit.\n", i);
+            goto out;
+        }
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* the threads inherit the mask */
+    config_log_effective(cfg, addr.text);
+    warn_at_start(cfg, &addr);
+    for (; started < n; started++) {
+        runners[started] = (struct runner){ &ws[started], &stopped };
+        if (pthread_create(&ws[started].thread, NULL, run_worker, &runners[started]) != 0)
+            break;
+    }
+    if (started == n) {
+        wait_for_signals(ws, n, &stopped);
+        rc = 0;
+    } else {
+        fprintf(stderr, "chatd: cannot start worker thread %d. The system refused a new thread. "
+                "Lower WORKERS or raise the process limits.\n", started);
+        uint64_t one = 1;
+        for (int i = 0; i < started; i++)
+            if (write(ws[i].wake_fd, &one, sizeof one) < 0)
+                break;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(ws[i].thread, NULL);
+    if (rc == 0)
+        log_event(LOG_INFO, "server_stopped", NULL, LOG_STR("listen", addr.text));
+out:
+    for (int i = 0; ws != NULL && i < n; i++)
+        if (ws[i].cfg != NULL)
+            worker_free(&ws[i]);
+    for (int i = 0; fds != NULL && i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    metrics_free(m);
+    free(runners);
+    free(ws);
+    free(fds);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* worker: one event-loop thread and everything it owns. Share-nothing: a request
+ * lives and dies on one worker; only the config (read-only) and the metrics
+ * registry (atomics) are shared between workers. */
+#ifndef CHATD_WORKER_H
+#define CHATD_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "core/buf.h"
+
+struct config;
+struct metrics;
+struct metrics_shard;
+struct event_base;
+struct event;
+struct timeval;
+struct http_server;
+struct provider;
+struct chat_stream;
+
+struct worker {
+    int id;
+    const struct config *cfg;
+    struct metrics *metrics;  /* the shared registry (open-stream gate) */
+    struct metrics_shard *m;  /* this worker's counters */
+    struct event_base *base;
+    struct http_server *http;
+    struct provider *provider;
+    struct chat_stream *streams; /* open streams, for draining */
+    const struct timeval *timeout_tv; /* TIMEOUT_SECONDS as a libevent common timeout */
+    struct buf scratch;       /* events encoded during one callback, then written at once */
+    int listen_fd;
+    int wake_fd;              /* eventfd: main thread asks this worker to drain */
+    struct event *accept_ev, *resume_ev, *wake_ev, *drain_ev, *exit_ev;
+    bool draining;
+    bool accept_paused;
+    pthread_t thread;
+};
+
+#endif

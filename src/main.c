@@ -1,0 +1,60 @@
+/* chatd: a streaming chat API server. Reads its configuration (environment,
+ * then .env), then runs the server until SIGINT or SIGTERM. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/server.h"
+#include "core/config.h"
+#include "core/log.h"
+
+#define CHATD_VERSION "1.0.0"
+
+static int usage(void)
+{
+    printf("chatd %s: a streaming chat API server.\n\n"
+           "Usage: chatd            start the server (settings from the environment and .env)\n"
+           "       chatd --version  print the version\n\n"
+           "Every setting, its default and meaning is in .env.example and the README.\n",
+           CHATD_VERSION);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        if (strcmp(argv[1], "--version") == 0) {
+            printf("chatd %s (%s)\n", CHATD_VERSION, curl_version());
+            return 0;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+            return usage();
+        fprintf(stderr, "chatd: unknown argument \"%s\". chatd takes its settings from the "
+                "environment and .env, not from arguments. Run chatd --help.\n", argv[1]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a closed client socket is an error return, not a signal */
+    struct config cfg;
+    char err[1024];
+    if (config_load_process(&cfg, ".env", err, sizeof err) != 0) {
+        fprintf(stderr, "chatd: configuration error: %s\n", err);
+        return 2;
+    }
+    log_setup(cfg.log_level, STDOUT_FILENO);
+    log_add_secret(cfg.api_key);
+    for (size_t i = 0; i < cfg.client_keys.n; i++)
+        log_add_secret(cfg.client_keys.items[i]);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "chatd: libcurl failed to start. Its TLS library could not be set up. "
+                "Reinstall libcurl4 and ca-certificates.\n");
+        config_free(&cfg);
+        return 1;
+    }
+    int rc = server_run(&cfg);
+    curl_global_cleanup();
+    config_free(&cfg);
+    log_teardown();
+    return rc;
+}

@@ -1,0 +1,199 @@
+/* chat_request: see chat_request.h. */
+#include "models/chat_request.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+
+size_t chat_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
+static bool is_space_cp(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
+           c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+bool chat_is_blank(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = u[i];
+        size_t n = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        if (i + n > len)
+            return false;
+        if (n > 1) {
+            c &= (uint32_t)(0xff >> (n + 1));
+            for (size_t k = 1; k < n; k++)
+                c = (c << 6) | (u[i + k] & 0x3f);
+        }
+        if (!is_space_cp(c))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static int fail(struct chat_request_error *err, const char *field, const char *todo,
+                const char *why, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int fail(struct chat_request_error *err, const char *field, const char *todo,
+                const char *why, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->what, sizeof err->what, fmt, ap);
+    va_end(ap);
+    err->field = field;
+    snprintf(err->why, sizeof err->why, "%s", why);
+    snprintf(err->todo, sizeof err->todo, "%s", todo);
+    return -EINVAL;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number with a fraction";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "unknown";
+}
+
+#define MESSAGE_RULE "\"message\" must be a string of 1 to 8000 characters that is not only white space"
+
+static int check_message(json_t *root, struct chat_request *req, struct chat_request_error *err)
+{
+    json_t *m = json_object_get(root, "message");
+    if (m == NULL || json_is_null(m))
+        return fail(err, "message", "Add a \"message\" field with your text", MESSAGE_RULE,
+                    "The field \"message\" is missing");
+    if (!json_is_string(m))
+        return fail(err, "message", "Send the message as a JSON string", MESSAGE_RULE,
+                    "The field \"message\" is %s, not a string", type_name(m));
+    req->message = json_string_value(m);
+    req->message_len = json_string_length(m);
+    req->message_chars = chat_utf8_chars(req->message, req->message_len);
+    if (req->message_len == 0)
+        return fail(err, "message", "Write a message and send it again", MESSAGE_RULE,
+                    "The field \"message\" is empty");
+    if (chat_is_blank(req->message, req->message_len))
+        return fail(err, "message", "Write a message and send it again", MESSAGE_RULE,
+                    "The field \"message\" contains only white space");
+    if (req->message_chars > CHAT_MAX_MESSAGE_CHARS)
+        return fail(err, "message", "Shorten the message to 8000 characters or fewer",
+                    MESSAGE_RULE, "The field \"message\" is too long (%zu characters)",
+                    req->message_chars);
+    return 0;
+}
+
+static void list_models(const struct config *cfg, char *out, size_t n)
+{
+    size_t used = (size_t)snprintf(out, n, "This server allows the models:");
+    for (size_t i = 0; i < cfg->allowed_models.n && used < n; i++)
+        used += (size_t)snprintf(out + used, n - used, "%s %s", i ? "," : "",
+                                 cfg->allowed_models.items[i]);
+}
+
+static int check_model(json_t *root, const struct config *cfg, struct chat_request *req,
+                       struct chat_request_error *err)
+{
+    json_t *m = json_object_get(root, "model");
+    req->model = cfg->model;
+    if (m == NULL || json_is_null(m))
+        return 0;
+    char allowed[320];
+    list_models(cfg, allowed, sizeof allowed);
+    if (!json_is_string(m))
+        return fail(err, "model", "Send the model name as a string, or leave \"model\" out",
+                    allowed, "The field \"model\" is %s, not a string", type_name(m));
+    const char *name = json_string_value(m);
+    if (!config_model_allowed(cfg, name)) {
+        char shown[68];
+        size_t n = json_string_length(m);
+        snprintf(shown, sizeof shown, "%.*s%s", n > 64 ? 60 : (int)n, name, n > 64 ? "..." : "");
+        return fail(err, "model", "Use one of those models, or leave \"model\" out for the "
+                    "default", allowed, "The model \"%s\" is not available", shown);
+    }
+    req->model = name;
+    return 0;
+}
+
+static int check_max_tokens(json_t *root, const struct config *cfg, struct chat_request *req,
+                            struct chat_request_error *err)
+{
+    json_t *t = json_object_get(root, "max_tokens");
+    req->max_tokens = cfg->max_tokens;
+    if (t == NULL || json_is_null(t))
+        return 0;
+    char rule[96];
+    snprintf(rule, sizeof rule, "\"max_tokens\" must be a whole number from 1 to %d",
+             cfg->max_tokens);
+    const char *todo = "Send a whole number in that range, or leave \"max_tokens\" out for the "
+                       "server's default";
+    if (!json_is_integer(t))
+        return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %s, not an integer",
+                    type_name(t));
+    json_int_t v = json_integer_value(t);
+    if (v < 1 || v > cfg->max_tokens)
+        return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %lld, out of range",
+                    (long long)v);
+    req->max_tokens = (int)v;
+    return 0;
+}
+
+int chat_request_parse(const char *body, size_t len, const struct config *cfg,
+                       struct chat_request *req, struct chat_request_error *err)
+{
+    memset(req, 0, sizeof *req);
+    if (len == 0)
+        return fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",
+                    "POST /chat takes a JSON object with a \"message\" string",
+                    "The request body is empty");
+    json_error_t jerr;
+    json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc;
+    if (root == NULL) /* jerr.text may quote the body, so only the position is told */
+        return fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",
+                    "POST /chat takes a JSON object with a \"message\" string",
+                    "The request body is not valid JSON (line %d, column %d)", jerr.line,
+                    jerr.column);
+    if (!json_is_object(root)) {
+        rc = fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",
+                  "POST /chat takes a JSON object with a \"message\" string",
+                  "The request body is %s, not a JSON object", type_name(root));
+    } else if ((rc = check_message(root, req, err)) == 0 &&
+               (rc = check_model(root, cfg, req, err)) == 0) {
+        rc = check_max_tokens(root, cfg, req, err);
+    }
+    if (rc != 0) {
+        json_decref(root);
+        memset(req, 0, sizeof *req);
+        return rc;
+    }
+    req->root = root;
+    return 0;
+}
+
+void chat_request_free(struct chat_request *req)
+{
+    if (req->root != NULL)
+        json_decref(req->root);
+    memset(req, 0, sizeof *req);
+}

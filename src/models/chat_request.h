@@ -1,0 +1,46 @@
+/* chat_request: the body of POST /chat, parsed with jansson and validated
+ * exactly as the contract says. A valid request is never refused and an
+ * invalid one never reaches the provider. */
+#ifndef CHATD_CHAT_REQUEST_H
+#define CHATD_CHAT_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+
+#define CHAT_MAX_MESSAGE_CHARS 8000
+
+struct chat_request {
+    void *root;          /* the parsed body (json_t), owning the strings below */
+    const char *message; /* valid UTF-8, NUL-free */
+    size_t message_len;  /* in bytes */
+    size_t message_chars; /* in Unicode code points */
+    const char *model;   /* the request's model or OPENAI_MODEL */
+    int max_tokens;      /* the request's max_tokens or MAX_TOKENS */
+};
+
+struct chat_request_error {
+    const char *field; /* "message", "model", "max_tokens", or "body" */
+    char what[192];    /* what is wrong, naming the field (no trailing period) */
+    char why[320];     /* the rule it breaks */
+    char todo[192];    /* what to do */
+};
+
+/* Parses and validates body[0..len). Returns 0 and fills req (free it with
+ * chat_request_free), or -EINVAL and fills err. Neither the error nor anything
+ * else derived from the body ever contains the message text. */
+int chat_request_parse(const char *body, size_t len, const struct config *cfg,
+                       struct chat_request *req, struct chat_request_error *err);
+
+/* Frees what req owns. */
+void chat_request_free(struct chat_request *req);
+
+/* Counts the code points of valid UTF-8 text. */
+size_t chat_utf8_chars(const char *s, size_t len);
+
+/* True when the text is empty or only Unicode white space (as Python's
+ * str.isspace understands it). */
+bool chat_is_blank(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+/* stream_event: the SSE events chatd sends to its client, each one line
+ * `data: <json>` and a blank line, encoded straight into an output buffer
+ * (no JSON tree, no allocation once the buffer has grown). */
+#ifndef CHATD_STREAM_EVENT_H
+#define CHATD_STREAM_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "models/error.h"
+
+struct buf;
+
+/* How a stream ended, for its final event. */
+struct stream_final {
+    const char *status;        /* "completed", "error" or "timeout" */
+    const char *finish_reason; /* completed: the provider's, NULL for null */
+    bool has_usage;            /* completed: the provider sent usage */
+    long long prompt_tokens, completion_tokens, total_tokens;
+    enum error_code error;     /* error/timeout: the catalogue code */
+    const char *detail;        /* error/timeout: the three-part text */
+    int64_t duration_ms;
+};
+
+/* Appends a content event. content must be valid UTF-8 (it is escaped here).
+ * Returns 0 or -ENOMEM. */
+int stream_event_content(struct buf *out, const char *content, size_t len, uint64_t sequence,
+                         const char *cid);
+
+/* Appends the final event. Returns 0 or -ENOMEM. */
+int stream_event_final(struct buf *out, uint64_t sequence, const char *cid,
+                       const struct stream_final *f);
+
+/* Appends an SSE comment line (": keep-alive"), which carries no sequence. */
+int stream_event_comment(struct buf *out, const char *text);
+
+#endif

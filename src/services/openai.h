@@ -1,0 +1,45 @@
+/* openai: the OpenAI chat-completions wire format — the streaming request chatd
+ * sends, the chunks of the answer, and the provider's error bodies. */
+#ifndef CHATD_OPENAI_H
+#define CHATD_OPENAI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct buf;
+
+/* Appends the JSON request for a streamed completion of one user message:
+ * model, messages, max_tokens, stream, stream_options.include_usage.
+ * Returns 0 or -ENOMEM. */
+int openai_request_body(struct buf *out, const char *model, const char *message,
+                        size_t message_len, int max_tokens);
+
+/* One `data:` payload of the stream, as far as chatd uses it. */
+struct openai_chunk {
+    void *root;              /* json_t owning the strings */
+    const char *content;     /* choices[0].delta.content; NULL when absent or empty */
+    size_t content_len;
+    const char *finish_reason; /* choices[0].finish_reason; NULL when absent or null */
+    bool has_usage;
+    long long prompt_tokens, completion_tokens, total_tokens;
+    bool is_error;           /* the chunk is {"error": …} */
+    const char *error_message; /* its message, NULL when none */
+};
+
+/* Parses one chunk. Returns 0, or -EINVAL when it is not a JSON object or its
+ * known fields have the wrong types (a stream chatd cannot trust). */
+int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out);
+
+/* Frees what a parsed chunk owns. */
+void openai_chunk_free(struct openai_chunk *c);
+
+/* Summarizes a provider error body (JSON {"error":{"message":…}}, {"error":"…"},
+ * {"message":…}, or text) into one line of at most outlen-1 bytes for logs and
+ * error details: control characters dropped, white space collapsed, the API key
+ * and anything resembling a secret key replaced by REDACTED, and nothing when
+ * it quotes the user's message. Writes "" when there is nothing safe to say.
+ * Returns the length written. */
+size_t openai_error_summary(const char *body, size_t len, const char *api_key,
+                            const char *message, size_t message_len, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,373 @@
+/* provider: see provider.h. The glue follows curl's multi-event.c: a socket
+ * context per socket (made on CURL_POLL_IN/OUT, freed on CURL_POLL_REMOVE), one
+ * timer for curl's timeouts, and CURLMSG_DONE handled after every action:
+ * remove the handle, tell the owner, recycle the handle. */
+#include "services/provider.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+
+#define POOL_MAX 256         /* idle easy handles kept for reuse */
+#define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
+
+struct sock_ctx {
+    struct event ev;
+    struct provider *p;
+};
+
+struct provider {
+    struct event_base *base;
+    const struct config *cfg;
+    CURLM *multi;
+    struct event *timer;
+    struct curl_slist *headers;
+    CURL *pool[POOL_MAX];
+    size_t n_pool;
+    struct provider_call *calls; /* in progress, for provider_free */
+    size_t active;
+};
+
+struct provider_call {
+    struct provider *p;
+    struct provider_call *prev, *next;
+    CURL *easy;
+    char *body;
+    const struct provider_callbacks *cb; /* NULL once released */
+    void *owner;
+    struct event *release_timer;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static void check_done(struct provider *p);
+
+/* ---- the event-loop glue ------------------------------------------------------------ */
+
+static void on_sock_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct provider *p = arg;
+    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(p->multi, fd, flags, &running);
+    check_done(p);
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct provider *p = userp;
+    struct sock_ctx *sc = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sc != NULL) {
+            event_del(&sc->ev);
+            free(sc);
+        }
+        return 0;
+    }
+    if (sc == NULL) {
+        if ((sc = calloc(1, sizeof *sc)) == NULL)
+            return -1;
+        sc->p = p;
+        curl_multi_assign(p->multi, s, sc);
+    } else {
+        event_del(&sc->ev);
+    }
+    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                 ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    event_assign(&sc->ev, p->base, s, kind, on_sock_event, p);
+    event_add(&sc->ev, NULL);
+    return 0;
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct provider *p = arg;
+    int running;
+    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(p);
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct provider *p = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(p->timer);
+        return 0;
+    }
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    evtimer_add(p->timer, &tv);
+    return 0;
+}
+
+/* ---- calls -------------------------------------------------------------------------- */
+
+static void recycle(struct provider *p, CURL *easy)
+{
+    if (p->n_pool < POOL_MAX)
+        p->pool[p->n_pool++] = easy;
+    else
+        curl_easy_cleanup(easy);
+}
+
+/* Takes the transfer off the multi handle; an unfinished response closes its
+ * connection (so the provider stops), a finished one leaves it for reuse. */
+static void detach(struct provider_call *call)
+{
+    struct provider *p = call->p;
+    curl_multi_remove_handle(p->multi, call->easy);
+    if (call->prev != NULL)
+        call->prev->next = call->next;
+    else
+        p->calls = call->next;
+    if (call->next != NULL)
+        call->next->prev = call->prev;
+    p->active--;
+}
+
+static void free_call(struct provider_call *call)
+{
+    recycle(call->p, call->easy);
+    if (call->release_timer != NULL)
+        event_free(call->release_timer);
+    free(call->body);
+    free(call);
+}
+
+static void end_call(struct provider_call *call)
+{
+    detach(call);
+    free_call(call);
+}
+
+static void check_done(struct provider *p)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct provider_call *call = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
+        CURLcode result = msg->data.result;
+        detach(call); /* msg is invalid from here on */
+        if (call->cb != NULL)
+            call->cb->on_done(call->owner, (int)result, call->errbuf);
+        free_call(call);
+    }
+}
+
+static size_t on_write(char *ptr, size_t size, size_t n, void *userdata)
+{
+    struct provider_call *call = userdata;
+    size_t len = size * n;
+    if (call->cb == NULL)
+        return len; /* released: the owner is gone, the bytes only drain the connection */
+    switch (call->cb->on_data(call->owner, ptr, len)) {
+    case PROVIDER_GO_ON: return len;
+    case PROVIDER_PAUSE: return CURL_WRITEFUNC_PAUSE;
+    case PROVIDER_ABORT: break;
+    }
+    return 0;
+}
+
+static CURL *new_easy(struct provider *p)
+{
+    if (p->n_pool > 0)
+        return p->pool[--p->n_pool];
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    const struct config *cfg = p->cfg;
+    curl_easy_setopt(e, CURLOPT_URL, cfg->chat_url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->timeout_s * 1000));
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "chatd/1.0");
+    return e;
+}
+
+struct provider_call *provider_start(struct provider *p, char *body, size_t len,
+                                     const struct provider_callbacks *cb, void *owner)
+{
+    struct provider_call *call = calloc(1, sizeof *call);
+    CURL *e = call ? new_easy(p) : NULL;
+    if (e == NULL) {
+        free(call);
+        free(body);
+        return NULL;
+    }
+    *call = (struct provider_call){ .p = p, .easy = e, .body = body, .cb = cb, .owner = owner };
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
+    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
+        recycle(p, e);
+        free(body);
+        free(call);
+        return NULL;
+    }
+    call->next = p->calls;
+    if (p->calls != NULL)
+        p->calls->prev = call;
+    p->calls = call;
+    p->active++;
+    return call;
+}
+
+void provider_cancel(struct provider_call *call)
+{
+    end_call(call);
+}
+
+static void on_release_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    end_call(arg);
+}
+
+void provider_release(struct provider_call *call)
+{
+    call->cb = NULL;
+    call->owner = NULL;
+    call->release_timer = evtimer_new(call->p->base, on_release_timeout, call);
+    if (call->release_timer == NULL) {
+        end_call(call);
+        return;
+    }
+    struct timeval tv = { RELEASE_GRACE_MS / 1000, (RELEASE_GRACE_MS % 1000) * 1000 };
+    evtimer_add(call->release_timer, &tv);
+    curl_easy_pause(call->easy, CURLPAUSE_CONT); /* a paused transfer could never drain */
+}
+
+void provider_pause(struct provider_call *call)
+{
+    curl_easy_pause(call->easy, CURLPAUSE_RECV);
+}
+
+void provider_resume(struct provider_call *call)
+{
+    struct provider *p = call->p;
+    CURLcode rc = curl_easy_pause(call->easy, CURLPAUSE_CONT);
+    if (rc != CURLE_OK) {
+        detach(call);
+        if (call->cb != NULL)
+            call->cb->on_done(call->owner, (int)rc, "");
+        free_call(call);
+        return;
+    }
+    check_done(p);
+}
+
+long provider_status(struct provider_call *call)
+{
+    long code = 0;
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+}
+
+const char *provider_content_type(struct provider_call *call)
+{
+    char *ct = NULL;
+    curl_easy_getinfo(call->easy, CURLINFO_CONTENT_TYPE, &ct);
+    return ct;
+}
+
+long provider_retry_after(struct provider_call *call)
+{
+    curl_off_t secs = 0;
+    if (curl_easy_getinfo(call->easy, CURLINFO_RETRY_AFTER, &secs) != CURLE_OK || secs <= 0)
+        return -1;
+    return (long)secs;
+}
+
+size_t provider_active(const struct provider *p)
+{
+    return p->active;
+}
+
+/* ---- the client --------------------------------------------------------------------- */
+
+static struct curl_slist *make_headers(const struct config *cfg)
+{
+    struct curl_slist *h = NULL, *t;
+    const char *fixed[] = { "Content-Type: application/json", "Accept: text/event-stream",
+                            "Expect:" /* no 100-continue round trip */ };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if ((t = curl_slist_append(h, fixed[i])) == NULL)
+            goto fail;
+        h = t;
+    }
+    if (cfg->api_key != NULL) {
+        char *auth = NULL;
+        if (asprintf(&auth, "Authorization: Bearer %s", cfg->api_key) < 0)
+            goto fail;
+        t = curl_slist_append(h, auth);
+        free(auth);
+        if (t == NULL)
+            goto fail;
+        h = t;
+    }
+    return h;
+fail:
+    curl_slist_free_all(h);
+    return NULL;
+}
+
+struct provider *provider_new(struct event_base *base, const struct config *cfg)
+{
+    struct provider *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->base = base;
+    p->cfg = cfg;
+    p->multi = curl_multi_init();
+    p->timer = evtimer_new(base, on_timeout, p);
+    p->headers = make_headers(cfg);
+    if (p->multi == NULL || p->timer == NULL || p->headers == NULL) {
+        provider_free(p);
+        return NULL;
+    }
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+    /* Keep idle provider connections for reuse: one per stream that may run at once. */
+    long keep = cfg->max_streams / cfg->workers + 16;
+    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, keep);
+    return p;
+}
+
+void provider_free(struct provider *p)
+{
+    if (p == NULL)
+        return;
+    while (p->calls != NULL)
+        end_call(p->calls);
+    for (size_t i = 0; i < p->n_pool; i++)
+        curl_easy_cleanup(p->pool[i]);
+    if (p->multi != NULL)
+        curl_multi_cleanup(p->multi);
+    if (p->timer != NULL)
+        event_free(p->timer);
+    curl_slist_free_all(p->headers);
+    free(p);
+}

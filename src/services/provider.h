@@ -1,0 +1,71 @@
+/* provider: the OpenAI-compatible streaming client, on libcurl's multi-socket
+ * API driven by the worker's own event_base (no threads, no blocking calls).
+ * One struct provider per worker holds the CURLM, its connection cache (reused
+ * across requests; HTTP/2 multiplexed where the provider offers it) and a pool
+ * of easy handles. All curl glue lives in this file. */
+#ifndef CHATD_PROVIDER_H
+#define CHATD_PROVIDER_H
+
+#include <stddef.h>
+
+struct event_base;
+struct config;
+struct provider;
+struct provider_call;
+
+/* What on_data returns. */
+enum provider_verdict { PROVIDER_GO_ON, PROVIDER_PAUSE, PROVIDER_ABORT };
+
+struct provider_callbacks {
+    /* Response body bytes. PROVIDER_PAUSE means the bytes were NOT used: the
+     * transfer holds until provider_resume and curl hands them over again;
+     * PROVIDER_ABORT ends it with on_done(CURLE_WRITE_ERROR). */
+    enum provider_verdict (*on_data)(void *owner, const char *data, size_t len);
+    /* The transfer is over: curl_code is a CURLcode (0 = the body ended
+     * normally), errbuf curl's explanation ("" when none). Called once; during it the
+     * call may still be asked for its status, but it is freed right after. */
+    void (*on_done)(void *owner, int curl_code, const char *errbuf);
+};
+
+/* Creates the client for a worker. NULL when out of memory. */
+struct provider *provider_new(struct event_base *base, const struct config *cfg);
+
+/* Cancels every transfer (no callbacks) and frees the client. NULL is fine. */
+void provider_free(struct provider *p);
+
+/* POSTs body (taken over: freed by the provider) to the chat completions URL.
+ * The callbacks run later, from the event loop, never from inside this call.
+ * NULL when out of memory (body is freed then too). */
+struct provider_call *provider_start(struct provider *p, char *body, size_t len,
+                                     const struct provider_callbacks *cb, void *owner);
+
+/* Ends the transfer now, closing its connection so the provider stops
+ * generating; no callback follows. Not from inside a callback. */
+void provider_cancel(struct provider_call *call);
+
+/* The owner is done but the response has not ended (bytes after [DONE]): let it
+ * end by itself within a short time so the connection can be reused, without
+ * callbacks; cancel it if it does not. Not from inside a callback. */
+void provider_release(struct provider_call *call);
+
+/* Stops receiving (back-pressure). Not needed from inside on_data: return
+ * PROVIDER_PAUSE there. */
+void provider_pause(struct provider_call *call);
+
+/* Receives again after a pause. on_data may run inside this call, and when the
+ * transfer fails here on_done runs inside it too. Not from inside a callback. */
+void provider_resume(struct provider_call *call);
+
+/* The response's HTTP status, 0 before the headers arrived. */
+long provider_status(struct provider_call *call);
+
+/* The response's Content-Type, or NULL. Valid until the call ends. */
+const char *provider_content_type(struct provider_call *call);
+
+/* The Retry-After the provider sent, in seconds, or -1. */
+long provider_retry_after(struct provider_call *call);
+
+/* Number of transfers in progress (orphans included). */
+size_t provider_active(const struct provider *p);
+
+#endif
