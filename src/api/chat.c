@@ -292,6 +292,8 @@ static enum provider_verdict on_data(void *owner, const char *data, size_t len)
         /* The client reads slower than the provider writes: hold the provider
          * until the client has caught up, so memory stays bounded. */
         s->paused = true;
+        log_event(LOG_DEBUG, "upstream_paused", s->cid,
+                  LOG_INT("unsent_bytes", (long long)http_unsent(s->conn)));
         http_notify_drained(s->conn);
         return PROVIDER_PAUSE;
     }
@@ -456,6 +458,7 @@ static void on_drained(void *owner)
     if (!s->paused || s->call == NULL)
         return;
     s->paused = false;
+    log_event(LOG_DEBUG, "upstream_resumed", s->cid, LOG_INT("elapsed_ms", elapsed_ms(s)));
     provider_resume(s->call); /* may run on_data and even finish the stream */
 }
 

@@ -1,0 +1,205 @@
+"""Start the real build/chatd and talk to it over real TCP.
+
+`Chatd` runs the binary on a free port (PORT=0: chatd picks one and names it in
+its server_started line, so there is no race for the port), collects every
+stdout and stderr line in threads, and on stop checks the exit status and that
+no sanitizer report appeared.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.path.join(ROOT, os.environ.get("CHATD_BIN", "build/chatd"))
+TEST_API_KEY = "sk-test-4f1c9b2e8a7d6c5b4a3f2e1d0c9b8a7f"
+
+# Every line any chatd printed in this session, for the session-wide secret check.
+ALL_OUTPUT: List[str] = []
+# Every message text a test sent, which must never reach the logs.
+SENT_MESSAGES: List[str] = []
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+class Chatd:
+    def __init__(self, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None, expect_exit: Optional[int] = 0):
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOST": "127.0.0.1",
+            "PORT": "0",
+            "WORKERS": "2",
+            "LOG_LEVEL": "debug",
+            "OPENAI_API_KEY": TEST_API_KEY,
+            "TIMEOUT_SECONDS": "5",
+            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        }
+        if env:
+            for k, v in env.items():
+                if v is None:
+                    self.env.pop(k, None)
+                else:
+                    self.env[k] = v
+        self.cwd = cwd
+        self.expect_exit = expect_exit
+        self.stdout: List[str] = []
+        self.stderr: List[str] = []
+        self._cond = threading.Condition()
+        self.proc: Optional[subprocess.Popen] = None
+        self.port: Optional[int] = None
+        self.returncode: Optional[int] = None
+
+    # -- process --------------------------------------------------------------
+
+    def start(self, wait=True, preexec_fn=None):
+        self.proc = subprocess.Popen(
+            [BINARY],
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=preexec_fn,
+        )
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True).start()
+        if wait:
+            started = self.wait_log("server_started", timeout=10)
+            assert started is not None, f"chatd did not start: {self.stderr}"
+            self.port = int(started["listen"].rsplit(":", 1)[1])
+        return self
+
+    def _pump(self, pipe, sink):
+        for raw in iter(pipe.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._cond:
+                sink.append(line)
+                ALL_OUTPUT.append(line)
+                self._cond.notify_all()
+        pipe.close()
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=15):
+        self.returncode = self.proc.wait(timeout)
+        # Let the pump threads take the last lines.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and not self.proc.stdout.closed:
+            time.sleep(0.01)
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.wait_exit(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("chatd did not stop within 30 s of SIGTERM")
+        self.check_sanitizers()
+        if self.expect_exit is not None:
+            assert code == self.expect_exit, f"chatd exited {code}; stderr: {self.stderr[-20:]}"
+
+    def check_sanitizers(self):
+        reports = [l for l in self.stderr if any(m in l for m in SANITIZER_MARKERS)]
+        assert not reports, "sanitizer report:\n" + "\n".join(self.stderr)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- logs -----------------------------------------------------------------
+
+    def logs(self, event=None, cid=None):
+        out = []
+        with self._cond:
+            lines = list(self.stdout)
+        for line in lines:
+            rec = json.loads(line)
+            if event is not None and rec.get("event") != event:
+                continue
+            if cid is not None and rec.get("correlation_id") != cid:
+                continue
+            out.append(rec)
+        return out
+
+    def wait_log(self, event, timeout=5.0, **match):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.stdout:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if rec.get("event") == event and all(rec.get(k) == v for k, v in match.items()):
+                        return rec
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._pump_alive()):
+                    return None
+                self._cond.wait(min(left, 0.1))
+
+    def _pump_alive(self):
+        return not self.proc.stdout.closed
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+# -- raw HTTP over a socket ------------------------------------------------------
+
+
+def connect(port, timeout=10.0) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return s
+
+
+def request_bytes(method, path, body=b"", headers=None, content_type="application/json"):
+    if isinstance(body, str):
+        body = body.encode()
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    h = dict(headers or {})
+    if content_type is not None and body:
+        h.setdefault("Content-Type", content_type)
+    if body or method == "POST":
+        h.setdefault("Content-Length", str(len(body)))
+    lines += [f"{k}: {v}" for k, v in h.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def read_head(sock) -> (int, Dict[str, str], bytes):
+    """Reads a response head; returns status, lower-cased headers, bytes read past it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            raise ConnectionError(f"closed before the response head: {data!r}")
+        data += piece
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for l in lines[1:]:
+        k, v = l.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, rest
+
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
