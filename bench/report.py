@@ -1,0 +1,118 @@
+"""Turns the JSON files that bench/run.sh leaves in its output folder into
+markdown tables: one per scenario, every target beside the direct floor."""
+import glob
+import json
+import os
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.loads(f.read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def order(names):
+    return sorted(names, key=lambda t: (t != "direct", t))
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "—"
+
+
+def bad(r):
+    return r["invalid"] + r["incomplete"]
+
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def s1(d):
+    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S1.*.json")}
+    if not res:
+        return None
+    base = (res.get("direct") or {}).get("streams_per_s")
+    rows = []
+    for t in order(res):
+        r = res[t]
+        if r is None:
+            rows.append([t, "no result"] + [""] * 5)
+            continue
+        rows.append([t, f"{r['streams_per_s']:.0f}", ratio(r["streams_per_s"], base),
+                     f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", r["errors"], bad(r)])
+    return ("### S1 throughput — 20-token streams, no delay, 64 keep-alive connections\n\n" +
+            table(["target", "streams/s", "÷ direct", "first event p50 ms", "p99 ms", "errors",
+                   "invalid+incomplete"], rows))
+
+
+def s2(d):
+    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S2.*.json")}
+    if not res:
+        return None
+    base = res.get("direct")
+    rows = []
+    for t in order(res):
+        r = res[t]
+        if r is None:
+            rows.append([t, "no result"] + [""] * 6)
+            continue
+        add50 = f"{r['ttfe_p50_ms'] - base['ttfe_p50_ms']:+.2f}" if base else "—"
+        add99 = f"{r['ttfe_p99_ms'] - base['ttfe_p99_ms']:+.2f}" if base else "—"
+        rows.append([t, f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", add50, add99,
+                     f"{r['streams_per_s']:.0f}", r["errors"], bad(r)])
+    return ("### S2 added latency — open loop 200 streams/s, 20 tokens 5 ms apart\n\n" +
+            table(["target", "first event p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
+                   "streams/s", "errors", "invalid+incomplete"], rows))
+
+
+def s3(d):
+    runs = {}
+    for p in glob.glob(f"{d}/S3.*.res"):
+        _, t, n, _ = os.path.basename(p).split(".")
+        res, lg = load(p), load(p[:-4] + ".lg")
+        if res:
+            runs[(t, int(n))] = (res, lg)
+    if not runs:
+        return None
+    rows = []
+    for t in order({k[0] for k in runs}):
+        for n in sorted(k[1] for k in runs if k[0] == t):
+            res, lg = runs[(t, n)]
+            kb = (res["rss_peak_kb"] - res["rss_idle_kb"]) / n
+            if lg is None:
+                rows.append([t, n, f"{kb:.1f}", "", "", "", "no loadgen result"] + [""] * 5)
+                continue
+            dlg = (runs.get(("direct", n)) or (None, None))[1]
+            if lg["completed"] == 0:  # no valid stream: durations would read 0
+                rows.append([t, n, f"{kb:.1f}", f"{res['rss_peak_kb'] / 1024:.1f}",
+                             f"{res['target_cpu_s']:.2f}", f"{res['fakeprov_cpu_s']:.2f}",
+                             "none completed", "—", "—", "—", f"{lg['elapsed_s']:.1f}",
+                             lg["errors"], bad(lg)])
+                continue
+            p50, mx = lg["stream_p50_ms"] / 1000, lg["stream_max_ms"] / 1000
+            rows.append([t, n, f"{kb:.1f}", f"{res['rss_peak_kb'] / 1024:.1f}",
+                         f"{res['target_cpu_s']:.2f}", f"{res['fakeprov_cpu_s']:.2f}",
+                         f"{p50:.2f}", ratio(p50, dlg and dlg["stream_p50_ms"] / 1000),
+                         f"{mx:.2f}", ratio(mx, dlg and dlg["stream_max_ms"] / 1000),
+                         f"{lg['elapsed_s']:.1f}", lg["errors"], bad(lg)])
+    return ("### S3 concurrency — N streams at once, 100 tokens 50 ms apart (5 s streams)\n\n"
+            "KB/stream = (peak RSS − idle RSS) / N; CPU = utime+stime during the run. "
+            "For `direct` the target *is* fakeprov.\n\n" +
+            table(["target", "N", "KB/stream", "peak RSS MB", "target CPU s", "fakeprov CPU s",
+                   "stream p50 s", "÷ direct", "stream max s", "÷ direct", "all done in s",
+                   "errors", "invalid+incomplete"], rows))
+
+
+def main():
+    d = sys.argv[1]
+    parts = [p for p in (s1(d), s2(d), s3(d)) if p]
+    print("\n\n".join(parts) if parts else "(no results)")
+
+
+if __name__ == "__main__":
+    main()

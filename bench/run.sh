@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# bench/run.sh — runs the benchmark scenarios against chatd (and optional peers)
+# and against fakeprov directly (the floor), then prints a markdown table.
+#
+# usage: bench/run.sh [--only S1|S2|S3] [--quick] [--n "1000 4000 8000"]
+#                     [--peers] [--targets "direct chatd seed-fastapi portkey"]
+#                     [--out DIR]
+#
+# Pinning: the target server runs on CPU 0; loadgen and fakeprov on CPU 1.
+# Every process this script starts is killed on exit.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+BUILD=$HERE/build
+PY=/usr/bin/python3            # Debian's python: the peers' packages live there
+CHATD=${CHATD:-$ROOT/build/chatd}
+PEERS=/tmp/peers
+PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/peers}
+
+ONLY="" QUICK=0 NS="1000 4000 8000" WITH_PEERS=0 TARGETS="" OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) ONLY=$2; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --n) NS=$2; shift 2 ;;
+        --peers) WITH_PEERS=1; shift ;;
+        --targets) TARGETS=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ -n "$TARGETS" ] || { TARGETS="direct chatd"; [ $WITH_PEERS = 1 ] && TARGETS="$TARGETS seed-fastapi portkey"; }
+DUR=10; S3_TOKENS=100; S3_DELAY=50; S3_TIMEOUT=${S3_TIMEOUT:-300}
+if [ $QUICK = 1 ]; then DUR=3; [ "$NS" = "1000 4000 8000" ] && NS="500 2000"; fi
+OUT=${OUT:-$(mktemp -d /tmp/chatd-bench.XXXXXX)}
+mkdir -p "$OUT"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+[ "$(nproc)" -ge 2 ] || echo "run.sh: only $(nproc) CPU; pinning to CPU 0/1 will fail" >&2
+
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "== $*" >&2; }
+
+make -s -C "$HERE" >&2 || { echo "run.sh: build failed" >&2; exit 1; }
+
+# Both CPUs are used; anything else running skews every figure. Warn, don't refuse.
+busy=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; sleep 1; awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)
+busy=$(echo "$busy" | awk 'NR==1{b=$1; i=$2} NR==2{t=($1-b)+($2-i); printf "%d", t ? 100*($1-b)/t : 0}')
+echo "CPU busy in the second before the run: ${busy}%" >"$OUT/notes.txt"
+[ "$busy" -lt 10 ] || echo "run.sh: warning: the machine is ${busy}% busy before the run; results will be skewed" |
+    tee -a "$OUT/notes.txt" >&2
+
+# ---------- processes ----------
+
+stop() {  # PID: TERM, then KILL after 5 s
+    local p=$1 i
+    kill "$p" 2>/dev/null || return 0
+    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    return 0
+}
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {  # PORT PID: until it accepts, or the process died / 30 s passed
+    local i
+    for i in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+start_fakeprov() {  # fakeprov args; sets FP_PID FP_PORT
+    local log="$OUT/fakeprov.log"
+    taskset -c 1 "$BUILD/fakeprov" --port 0 "$@" 2>"$log" &
+    FP_PID=$!; PIDS+=("$FP_PID")
+    local i
+    for i in $(seq 100); do
+        FP_PORT=$(sed -n 's/^fakeprov listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$log")
+        [ -n "$FP_PORT" ] && return 0
+        sleep 0.05
+    done
+    echo "run.sh: fakeprov did not start: $(cat "$log")" >&2; exit 1
+}
+
+# Why a target cannot run, or nothing when it can.
+target_missing() {
+    case "$1" in
+        direct) ;;
+        chatd) [ -x "$CHATD" ] || echo "$CHATD is not built yet (make it, or set CHATD=path)" ;;
+        seed-fastapi)
+            $PY -c 'import fastapi, uvicorn, httpx, uvloop, httptools, pydantic' 2>/dev/null ||
+                echo "python deps missing: apt-get install -y python3-fastapi uvicorn python3-httpx python3-uvloop python3-httptools python3-pydantic" ;;
+        portkey)
+            command -v node >/dev/null || { echo "node is not installed"; return; }
+            [ -f "$PEERS/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ] ||
+                echo "npm install failed or was not run in $PEERS/portkey (see $OUT/npm.log)" ;;
+        *) echo "unknown target" ;;
+    esac
+}
+
+prepare_peers() {
+    [ -d "$PEERS" ] || { cp -r "$PEERS_SRC" "$PEERS" 2>/dev/null && chmod -R u+w "$PEERS"; }
+    if [[ " $TARGETS " == *" portkey "* ]] && [ -d "$PEERS/portkey" ] &&
+       [ ! -d "$PEERS/portkey/node_modules" ] && command -v npm >/dev/null; then
+        say "npm install in $PEERS/portkey"
+        (cd "$PEERS/portkey" && timeout 300 npm install --no-audit --no-fund) >"$OUT/npm.log" 2>&1
+    fi
+}
+
+# Starts target NAME against the running fakeprov; sets T_PID T_URL T_MODE T_HDRS.
+start_target() {
+    local name=$1 port up="http://127.0.0.1:$FP_PORT/v1"
+    T_HDRS=()
+    case "$name" in
+    direct) T_PID=$FP_PID; T_URL="$up/chat/completions"; T_MODE=openai; return 0 ;;
+    chatd)
+        port=$(free_port)
+        # An empty cwd: chatd reads .env there, and a developer's .env must not leak in.
+        mkdir -p "$OUT/chatd-cwd"
+        (cd "$OUT/chatd-cwd" && exec env -i PATH="$PATH" OPENAI_BASE_URL="$up" OPENAI_API_KEY=sk-bench \
+            WORKERS=1 LOG_LEVEL=warning PORT="$port" HOST=127.0.0.1 MAX_CONCURRENT_STREAMS=20000 \
+            taskset -c 0 "$CHATD" >/dev/null 2>>"$OUT/chatd.log") &
+        T_PID=$!; T_URL="http://127.0.0.1:$port/chat"; T_MODE=chatd ;;
+    seed-fastapi)
+        port=$(free_port)
+        taskset -c 0 "$PEERS/seed-fastapi/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/seed.log" &
+        T_PID=$!; T_URL="http://127.0.0.1:$port/chat"; T_MODE=chatd ;;
+    portkey)
+        port=$(free_port)
+        taskset -c 0 "$PEERS/portkey/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/portkey.log" &
+        T_PID=$!; T_URL="http://127.0.0.1:$port/v1/chat/completions"; T_MODE=openai
+        T_HDRS=(--header "x-portkey-provider: openai" --header "x-portkey-custom-host: $up"
+                --header "Authorization: Bearer sk-bench") ;;
+    esac
+    PIDS+=("$T_PID")
+    wait_port "$port" "$T_PID" || { echo "run.sh: $name did not start (logs in $OUT)" >&2; return 1; }
+    # Warm-up: connection pools, JITs and lazy allocations, before anything is
+    # measured. One round of 16 streams: S3's streams last 5 s each.
+    loadgen --requests 16 --concurrency 16 --quiet >/dev/null 2>&1
+    return 0
+}
+
+loadgen() {  # extra loadgen args; JSON on stdout
+    # In the background and waited for, so a TERM to run.sh is handled at once
+    # (bash runs traps only between foreground commands).
+    taskset -c 1 "$BUILD/loadgen" --url "$T_URL" --mode "$T_MODE" "${T_HDRS[@]}" --json "$@" &
+    local p=$!
+    PIDS+=("$p")
+    wait "$p"
+}
+
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---------- scenarios ----------
+
+s1() {  # throughput: 20-token streams, no delay, 64 connections
+    local t=$1
+    start_fakeprov --tokens 20
+    if start_target "$t"; then
+        say "S1 $t: 64 connections, $DUR s"
+        loadgen --concurrency 64 --duration "$DUR" --quiet >"$OUT/S1.$t.json"
+    fi
+    [ "$t" = direct ] || stop "$T_PID"
+    stop "$FP_PID"
+}
+
+s2() {  # added latency: 200 streams/s open loop
+    local t=$1
+    start_fakeprov --tokens 20 --delay-ms 5 --first-delay-ms 0
+    if start_target "$t"; then
+        say "S2 $t: 200 streams/s, $DUR s"
+        loadgen --rate 200 --duration "$DUR" --quiet >"$OUT/S2.$t.json"
+    fi
+    [ "$t" = direct ] || stop "$T_PID"
+    stop "$FP_PID"
+}
+
+s3() {  # concurrency: N streams of 100 tokens 50 ms apart, fresh processes per N
+    local t=$1 n
+    for n in $NS; do
+        start_fakeprov --tokens "$S3_TOKENS" --delay-ms "$S3_DELAY"
+        if start_target "$t"; then
+            say "S3 $t: $n concurrent streams"
+            local idle c0 f0
+            idle=$(status_kb "$T_PID" VmRSS); c0=$(cpu_s "$T_PID"); f0=$(cpu_s "$FP_PID")
+            loadgen --streams "$n" --timeout "$S3_TIMEOUT" --quiet >"$OUT/S3.$t.$n.lg"
+            printf '{"n":%s,"rss_idle_kb":%s,"rss_peak_kb":%s,"target_cpu_s":%s,"fakeprov_cpu_s":%s}\n' \
+                "$n" "${idle:-0}" "$(status_kb "$T_PID" VmHWM)" \
+                "$(minus "$(cpu_s "$T_PID")" "$c0")" "$(minus "$(cpu_s "$FP_PID")" "$f0")" \
+                >"$OUT/S3.$t.$n.res"
+        fi
+        [ "$t" = direct ] || stop "$T_PID"
+        stop "$FP_PID"
+    done
+}
+
+# ---------- main ----------
+
+[ $WITH_PEERS = 1 ] || [[ "$TARGETS" == *seed* || "$TARGETS" == *portkey* ]] && prepare_peers
+RUN=()
+for t in $TARGETS; do
+    why=$(target_missing "$t")
+    if [ -n "$why" ]; then
+        echo "$t: skipped: $why" | tee -a "$OUT/skipped.txt" >&2
+    else
+        RUN+=("$t")
+    fi
+done
+for s in S1 S2 S3; do
+    [ -z "$ONLY" ] || [ "$ONLY" = "$s" ] || continue
+    for t in "${RUN[@]}"; do
+        case $s in S1) s1 "$t" ;; S2) s2 "$t" ;; S3) s3 "$t" ;; esac
+    done
+done
+
+echo "load average at the end (1/5/15 min): $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/notes.txt"
+{
+    echo "# chatd bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+    echo
+    $PY "$HERE/report.py" "$OUT"
+    echo
+    cat "$OUT/skipped.txt" "$OUT/notes.txt" 2>/dev/null | sed 's/^/- /'
+} | tee "$OUT/results.md"
+echo "(raw results in $OUT)" >&2
