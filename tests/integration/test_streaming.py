@@ -217,7 +217,10 @@ def test_slow_reader_does_not_grow_memory(start_chatd, provider):
     """A client that stops reading: chatd holds the provider back (upstream_paused)
     instead of buffering, so its memory stays flat; once the client reads again
     the stream resumes and every event arrives, in order."""
-    c = start_chatd({"WORKERS": "1", "CLIENT_TIMEOUT_SECONDS": "30"})
+    # Under AddressSanitizer freed memory is quarantined (256 MB by default), which
+    # would look like growth; a small quarantine keeps RSS meaningful.
+    c = start_chatd({"WORKERS": "1", "CLIENT_TIMEOUT_SECONDS": "30",
+                     "ASAN_OPTIONS": "detect_leaks=1:quarantine_size_mb=1:exitcode=99"})
     n_tokens = 4000  # ~16 MB of content: far more than the socket buffers chatd writes into
     tokens = [f"{i:08d}" + "x" * 4000 for i in range(n_tokens)]
     provider.then(Stream(tokens=tokens))
@@ -232,7 +235,7 @@ def test_slow_reader_does_not_grow_memory(start_chatd, provider):
     # Let the provider push what the kernel will take; chatd must not buffer it.
     time.sleep(1.0)  # nothing signals "the socket buffers are full"; give them a second
     grown = c.rss_kb() - base_rss
-    assert grown < 2048, f"chatd grew by {grown} KB for one slow stream"
+    assert grown < 4096, f"chatd grew by {grown} KB for one slow stream (unpaused: ~12 MB)"
     s.settimeout(30)
     data = b""
     while not data.endswith(b"\r\n0\r\n\r\n"):
