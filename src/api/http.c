@@ -350,7 +350,8 @@ static struct http_conn *conn_of(http_parser *p)
 static int reject(struct http_conn *c, int status)
 {
     c->reject_status = status;
-    return 1; /* makes http_parser_execute stop with an error */
+    return -1; /* any callback stops http_parser_execute with an error this way (for
+                * on_headers_complete, 1 and 2 would mean "skip body" and "upgrade") */
 }
 
 static int on_message_begin(http_parser *p)
@@ -460,8 +461,9 @@ static int on_headers_complete(http_parser *p)
     r->method_name = http_method_str((enum http_method)p->method);
     r->http_minor = p->http_minor;
     r->keep_alive = http_should_keep_alive(p) != 0;
-    r->has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
-    r->content_length = (p->flags & F_CHUNKED) ? 0 : p->content_length;
+    /* content_length is ULLONG_MAX, not 0, when the header is absent */
+    r->content_length = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
+    r->has_body = (p->flags & F_CHUNKED) || r->content_length > 0;
     if (r->path == NULL && on_url(p, "", 0) != 0)
         return 1;
     char *q = memchr(r->path, '?', r->path_len);

@@ -31,6 +31,7 @@
 #define ACCEPT_PAUSE_MS 100
 #define EXIT_CHECK_MS 20
 #define LISTEN_BACKLOG 4096
+#define DRAIN_GRACE_SECONDS 2
 
 /* ---- listening sockets ------------------------------------------------------------- */
 
@@ -196,7 +197,17 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    chat_abort_all(arg, ERR_STREAM_SHUTTING_DOWN);
+    struct worker *w = arg;
+    if (w->drain_expired) { /* the grace after the final events is over too */
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    w->drain_expired = true;
+    chat_abort_all(w, ERR_STREAM_SHUTTING_DOWN);
+    /* Give the final events a moment to reach clients, then stop regardless of
+     * connections that still hold a partial request or an unread answer. */
+    struct timeval grace = { DRAIN_GRACE_SECONDS, 0 };
+    event_add(w->drain_ev, &grace);
 }
 
 static void on_exit_check(evutil_socket_t fd, short what, void *arg)
@@ -232,8 +243,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         return;
     if (!w->draining)
         begin_drain(w);
-    else /* a second signal: do not wait for the drain period */
-        chat_abort_all(w, ERR_STREAM_SHUTTING_DOWN);
+    else if (!w->drain_expired) /* a second signal: do not wait for the drain period */
+        event_active(w->drain_ev, EV_TIMEOUT, 1);
 }
 
 static void *worker_main(void *arg)

@@ -34,6 +34,7 @@ struct worker {
     int wake_fd;              /* eventfd: main thread asks this worker to drain */
     struct event *accept_ev, *resume_ev, *wake_ev, *drain_ev, *exit_ev;
     bool draining;
+    bool drain_expired;       /* DRAIN_SECONDS passed; open streams were ended */
     bool accept_paused;
     pthread_t thread;
 };

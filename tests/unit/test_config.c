@@ -1,0 +1,428 @@
+/* Unit tests of src/core/config.c: defaults, every validation rule with its
+ * three-part message, .env plus the real environment, and the helpers. */
+#include "unit.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+/* A lookup over a NULL-terminated table of name/value pairs. */
+struct var {
+    const char *name, *value;
+};
+
+static const char *table_lookup(const char *name, void *ctx)
+{
+    for (const struct var *v = ctx; v->name != NULL; v++)
+        if (strcmp(v->name, name) == 0)
+            return v->value;
+    return NULL;
+}
+
+static int load(struct config *cfg, const struct var *vars, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return config_load(cfg, table_lookup, (void *)vars, err, errlen);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    static const struct var none[] = { { NULL, NULL } };
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, none, err, sizeof err), 0);
+    assert_null(cfg.api_key);
+    assert_string_equal(cfg.base_url, "https://api.openai.com/v1");
+    assert_string_equal(cfg.chat_url, "https://api.openai.com/v1/chat/completions");
+    assert_string_equal(cfg.model, "gpt-4o-mini");
+    assert_int_equal(cfg.allowed_models.n, 1);
+    assert_string_equal(cfg.allowed_models.items[0], "gpt-4o-mini");
+    assert_int_equal(cfg.max_tokens, 1024);
+    assert_true(cfg.timeout_s == 60);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    assert_string_equal(cfg.host, "127.0.0.1");
+    assert_int_equal(cfg.port, 8000);
+    assert_int_equal(cfg.cors_origins.n, 0);
+    assert_false(cfg.cors_any);
+    assert_int_equal(cfg.workers, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(cfg.max_streams, 10000);
+    assert_true(cfg.drain_s == 30);
+    assert_int_equal(cfg.client_keys.n, 0);
+    assert_true(cfg.client_timeout_s == 30);
+    config_free(&cfg);
+}
+
+static void test_blank_values_mean_default(void **state)
+{
+    (void)state;
+    static const struct var blank[] = {
+        { "OPENAI_API_KEY", "" },  { "OPENAI_MODEL", "  " }, { "MAX_TOKENS", "\t" },
+        { "PORT", "" },            { "CORS_ORIGINS", " " },  { "ALLOWED_MODELS", "" },
+        { NULL, NULL },
+    };
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, blank, err, sizeof err), 0);
+    assert_null(cfg.api_key);
+    assert_string_equal(cfg.model, "gpt-4o-mini");
+    assert_int_equal(cfg.max_tokens, 1024);
+    assert_int_equal(cfg.port, 8000);
+    assert_int_equal(cfg.allowed_models.n, 1);
+    config_free(&cfg);
+}
+
+static void test_every_variable_set(void **state)
+{
+    (void)state;
+    static const struct var vars[] = {
+        { "OPENAI_API_KEY", " sk-test-123 " },
+        { "OPENAI_BASE_URL", "http://127.0.0.1:8080/v1///" },
+        { "OPENAI_MODEL", "llama3" },
+        { "ALLOWED_MODELS", " llama3 , ,mistral,," },
+        { "MAX_TOKENS", "2048" },
+        { "TIMEOUT_SECONDS", "0.5" },
+        { "LOG_LEVEL", "DEBUG" },
+        { "HOST", "0.0.0.0" },
+        { "PORT", "0" },
+        { "CORS_ORIGINS", "https://app.example.com, http://localhost:3000" },
+        { "WORKERS", "3" },
+        { "MAX_CONCURRENT_STREAMS", "7" },
+        { "DRAIN_SECONDS", "0" },
+        { "CLIENT_API_KEYS", "k1,k2" },
+        { "CLIENT_TIMEOUT_SECONDS", "12.5" },
+        { NULL, NULL },
+    };
+    struct config cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, vars, err, sizeof err), 0);
+    assert_string_equal(cfg.api_key, "sk-test-123");
+    assert_string_equal(cfg.base_url, "http://127.0.0.1:8080/v1");
+    assert_string_equal(cfg.chat_url, "http://127.0.0.1:8080/v1/chat/completions");
+    assert_string_equal(cfg.model, "llama3");
+    assert_int_equal(cfg.allowed_models.n, 2);
+    assert_string_equal(cfg.allowed_models.items[0], "llama3");
+    assert_string_equal(cfg.allowed_models.items[1], "mistral");
+    assert_int_equal(cfg.max_tokens, 2048);
+    assert_true(cfg.timeout_s == 0.5);
+    assert_int_equal(cfg.log_level, LOG_DEBUG);
+    assert_string_equal(cfg.host, "0.0.0.0");
+    assert_int_equal(cfg.port, 0);
+    assert_int_equal(cfg.cors_origins.n, 2);
+    assert_string_equal(cfg.cors_origins.items[1], "http://localhost:3000");
+    assert_int_equal(cfg.workers, 3);
+    assert_int_equal(cfg.max_streams, 7);
+    assert_true(cfg.drain_s == 0);
+    assert_int_equal(cfg.client_keys.n, 2);
+    assert_string_equal(cfg.client_keys.items[1], "k2");
+    assert_true(cfg.client_timeout_s == 12.5);
+    config_free(&cfg);
+    config_free(&cfg); /* idempotent */
+}
+
+/* One bad value: the variable it names and a word of the explanation. */
+struct bad_case {
+    const char *name, *value;
+    const char *names; /* what the message must name */
+};
+
+static const struct bad_case bad_cases[] = {
+    { "OPENAI_API_KEY", "sk has space", "OPENAI_API_KEY" },
+    { "OPENAI_API_KEY", "sk-ctl\x01x", "OPENAI_API_KEY" },
+    { "OPENAI_BASE_URL", "api.openai.com/v1", "OPENAI_BASE_URL" },
+    { "OPENAI_BASE_URL", "ftp://example.com", "OPENAI_BASE_URL" },
+    { "OPENAI_BASE_URL", "https://", "OPENAI_BASE_URL" },
+    { "OPENAI_BASE_URL", "https:///v1", "OPENAI_BASE_URL" },
+    { "OPENAI_BASE_URL", "https://h/v1?x=1", "OPENAI_BASE_URL" },
+    { "OPENAI_BASE_URL", "https://h/v1#f", "OPENAI_BASE_URL" },
+    { "OPENAI_BASE_URL", "https://h /v1", "OPENAI_BASE_URL" },
+    { "OPENAI_MODEL", "gpt 4", "OPENAI_MODEL" },
+    { "OPENAI_MODEL", "gpt\"4", "OPENAI_MODEL" },
+    { "ALLOWED_MODELS", "gpt-4o-mini,bad\"model", "ALLOWED_MODELS" },
+    { "ALLOWED_MODELS", ",,,", "ALLOWED_MODELS" },
+    { "ALLOWED_MODELS", "gpt-4o", "OPENAI_MODEL" }, /* the default model is not in it */
+    { "MAX_TOKENS", "0", "MAX_TOKENS" },
+    { "MAX_TOKENS", "-5", "MAX_TOKENS" },
+    { "MAX_TOKENS", "+5", "MAX_TOKENS" },
+    { "MAX_TOKENS", "1000001", "MAX_TOKENS" },
+    { "MAX_TOKENS", "12abc", "MAX_TOKENS" },
+    { "MAX_TOKENS", "1.5", "MAX_TOKENS" },
+    { "MAX_TOKENS", "99999999999999999999", "MAX_TOKENS" },
+    { "TIMEOUT_SECONDS", "0", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "-1", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "86401", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "abc", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "inf", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "nan", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "1e999", "TIMEOUT_SECONDS" },
+    { "TIMEOUT_SECONDS", "5s", "TIMEOUT_SECONDS" },
+    { "LOG_LEVEL", "verbose", "LOG_LEVEL" },
+    { "HOST", "local host", "HOST" },
+    { "PORT", "65536", "PORT" },
+    { "PORT", "-1", "PORT" },
+    { "PORT", "http", "PORT" },
+    { "CORS_ORIGINS", "https://app.example.com/path", "CORS_ORIGINS" },
+    { "CORS_ORIGINS", "app.example.com", "CORS_ORIGINS" },
+    { "CORS_ORIGINS", "*,https://a.example", "CORS_ORIGINS" },
+    { "CORS_ORIGINS", "https://", "CORS_ORIGINS" },
+    { "WORKERS", "0", "WORKERS" },
+    { "WORKERS", "257", "WORKERS" },
+    { "MAX_CONCURRENT_STREAMS", "0", "MAX_CONCURRENT_STREAMS" },
+    { "MAX_CONCURRENT_STREAMS", "1000001", "MAX_CONCURRENT_STREAMS" },
+    { "DRAIN_SECONDS", "-1", "DRAIN_SECONDS" },
+    { "DRAIN_SECONDS", "3601", "DRAIN_SECONDS" },
+    { "CLIENT_API_KEYS", "good,has space", "CLIENT_API_KEYS" },
+    { "CLIENT_TIMEOUT_SECONDS", "0", "CLIENT_TIMEOUT_SECONDS" },
+    { "CLIENT_TIMEOUT_SECONDS", "3601", "CLIENT_TIMEOUT_SECONDS" },
+};
+
+static void test_every_bad_value(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(bad_cases); i++) {
+        const struct bad_case *c = &bad_cases[i];
+        struct var vars[] = { { c->name, c->value }, { NULL, NULL } };
+        struct config cfg;
+        char err[1024];
+        int rc = load(&cfg, vars, err, sizeof err);
+        if (rc != -EINVAL)
+            fail_msg("%s=\"%s\" was accepted (rc %d)", c->name, c->value, rc);
+        /* The message starts with the variable (what is wrong), then why, then what
+         * to do, and the config is left empty. */
+        if (strncmp(err, c->names, strlen(c->names)) != 0)
+            fail_msg("%s=\"%s\": message does not start with %s: %s", c->name, c->value,
+                     c->names, err);
+        if (unit_sentences(err) < 3)
+            fail_msg("%s=\"%s\": fewer than three sentences: %s", c->name, c->value, err);
+        assert_non_null(strstr(err, "start chatd again."));
+        assert_null(cfg.base_url);
+        assert_null(cfg.model);
+        assert_int_equal(cfg.allowed_models.n, 0);
+    }
+}
+
+static void test_api_key_error_does_not_echo_key(void **state)
+{
+    (void)state;
+    char long_key[1100];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    const char *keys[] = { "sk-SECRETVALUE with space", "sk-SECRETVALUE\nnext", long_key };
+    for (size_t i = 0; i < N_ELEMS(keys); i++) {
+        struct var vars[] = { { "OPENAI_API_KEY", keys[i] }, { NULL, NULL } };
+        struct config cfg;
+        char err[1024];
+        assert_int_equal(load(&cfg, vars, err, sizeof err), -EINVAL);
+        assert_non_null(strstr(err, "OPENAI_API_KEY"));
+        assert_null(strstr(err, "SECRETVALUE"));
+        assert_null(strstr(err, "kkkkkkkk"));
+        assert_true(unit_sentences(err) >= 3);
+    }
+}
+
+static void test_boundaries_accepted(void **state)
+{
+    (void)state;
+    static const struct var ok[][2] = {
+        { { "MAX_TOKENS", "1" } },         { { "MAX_TOKENS", "1000000" } },
+        { { "PORT", "65535" } },           { { "WORKERS", "256" } },
+        { { "TIMEOUT_SECONDS", "0.001" } }, { { "TIMEOUT_SECONDS", "86400" } },
+        { { "TIMEOUT_SECONDS", ".5" } },   { { "DRAIN_SECONDS", "3600" } },
+        { { "LOG_LEVEL", "warn" } },       { { "LOG_LEVEL", "Error" } },
+        { { "OPENAI_BASE_URL", "https://user:pw@proxy.example.com/v1" } },
+    };
+    for (size_t i = 0; i < N_ELEMS(ok); i++) {
+        struct config cfg;
+        char err[1024];
+        if (load(&cfg, ok[i], err, sizeof err) != 0)
+            fail_msg("%s=%s refused: %s", ok[i][0].name, ok[i][0].value, err);
+        config_free(&cfg);
+    }
+}
+
+static void test_allowed_models(void **state)
+{
+    (void)state;
+    static const struct var only_model[] = { { "OPENAI_MODEL", "llama3" }, { NULL, NULL } };
+    struct config cfg;
+    char err[1024];
+    assert_int_equal(load(&cfg, only_model, err, sizeof err), 0);
+    assert_int_equal(cfg.allowed_models.n, 1);
+    assert_string_equal(cfg.allowed_models.items[0], "llama3");
+    assert_true(config_model_allowed(&cfg, "llama3"));
+    assert_false(config_model_allowed(&cfg, "gpt-4o-mini"));
+    assert_false(config_model_allowed(&cfg, "llama"));
+    assert_false(config_model_allowed(&cfg, ""));
+    config_free(&cfg);
+
+    static const struct var not_in_list[] = {
+        { "OPENAI_MODEL", "llama3" }, { "ALLOWED_MODELS", "gpt-4o,gpt-4o-mini" }, { NULL, NULL }
+    };
+    assert_int_equal(load(&cfg, not_in_list, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "OPENAI_MODEL=\"llama3\" is not in ALLOWED_MODELS"));
+}
+
+static void test_cors(void **state)
+{
+    (void)state;
+    static const struct var any[] = { { "CORS_ORIGINS", " * " }, { NULL, NULL } };
+    struct config cfg;
+    char err[1024];
+    assert_int_equal(load(&cfg, any, err, sizeof err), 0);
+    assert_true(cfg.cors_any);
+    assert_true(config_origin_allowed(&cfg, "https://anything.example"));
+    config_free(&cfg);
+
+    static const struct var list[] = {
+        { "CORS_ORIGINS", "https://a.example,http://localhost:3000" }, { NULL, NULL }
+    };
+    assert_int_equal(load(&cfg, list, err, sizeof err), 0);
+    assert_false(cfg.cors_any);
+    assert_true(config_origin_allowed(&cfg, "https://a.example"));
+    assert_true(config_origin_allowed(&cfg, "http://localhost:3000"));
+    assert_false(config_origin_allowed(&cfg, "http://a.example"));
+    assert_false(config_origin_allowed(&cfg, "https://a.example.evil"));
+    assert_false(config_origin_allowed(&cfg, "http://localhost:3001"));
+    config_free(&cfg);
+
+    static const struct var none[] = { { NULL, NULL } };
+    assert_int_equal(load(&cfg, none, err, sizeof err), 0);
+    assert_false(config_origin_allowed(&cfg, "https://a.example"));
+    config_free(&cfg);
+}
+
+static void test_public_base_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *want;
+    } cases[] = {
+        { "https://api.openai.com/v1", "https://api.openai.com/v1" },
+        { "https://user:p4ss@proxy.example.com/v1", "https://REDACTED@proxy.example.com/v1" },
+        { "http://token@127.0.0.1:8080", "http://REDACTED@127.0.0.1:8080" },
+        { "https://h.example/v1/@notuser", "https://h.example/v1/@notuser" },
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct var vars[] = { { "OPENAI_BASE_URL", cases[i].url }, { NULL, NULL } };
+        struct config cfg;
+        char err[1024], out[256];
+        assert_int_equal(load(&cfg, vars, err, sizeof err), 0);
+        config_public_base_url(&cfg, out, sizeof out);
+        assert_string_equal(out, cases[i].want);
+        config_free(&cfg);
+    }
+}
+
+/* ---- config_load_process: the real environment and a .env file ------------------- */
+
+static const char *const all_vars[] = {
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL",  "ALLOWED_MODELS", "MAX_TOKENS",
+    "TIMEOUT_SECONDS", "LOG_LEVEL",      "HOST",          "PORT",           "CORS_ORIGINS",
+    "WORKERS",        "MAX_CONCURRENT_STREAMS", "DRAIN_SECONDS", "CLIENT_API_KEYS",
+    "CLIENT_TIMEOUT_SECONDS",
+};
+
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(all_vars); i++)
+        unsetenv(all_vars[i]);
+    return 0;
+}
+
+static const char *write_dotenv(const char *content)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/chatd-test-env-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+static void test_process_env_wins_over_dotenv(void **state)
+{
+    (void)state;
+    const char *path = write_dotenv("# settings\n"
+                                    "export OPENAI_MODEL=from-dotenv\r\n"
+                                    "MAX_TOKENS=100\n"
+                                    "MAX_TOKENS=200\n" /* the last assignment wins */
+                                    "PORT='9000'\n"
+                                    "LOG_LEVEL=\"error\" # quiet\n");
+    setenv("PORT", "9100", 1);
+    setenv("OPENAI_API_KEY", "sk-env", 1);
+    struct config cfg;
+    char err[1024] = "";
+    int rc = config_load_process(&cfg, path, err, sizeof err);
+    unlink(path);
+    if (rc != 0)
+        fail_msg("rc %d: %s", rc, err);
+    assert_string_equal(cfg.model, "from-dotenv");
+    assert_string_equal(cfg.allowed_models.items[0], "from-dotenv");
+    assert_int_equal(cfg.max_tokens, 200);
+    assert_int_equal(cfg.port, 9100);
+    assert_int_equal(cfg.log_level, LOG_ERROR);
+    assert_string_equal(cfg.api_key, "sk-env");
+    config_free(&cfg);
+}
+
+static void test_process_without_dotenv(void **state)
+{
+    (void)state;
+    setenv("MAX_TOKENS", "77", 1);
+    struct config cfg;
+    char err[1024] = "";
+    assert_int_equal(config_load_process(&cfg, "/nonexistent/chatd/.env", err, sizeof err), 0);
+    assert_int_equal(cfg.max_tokens, 77);
+    assert_string_equal(cfg.model, "gpt-4o-mini");
+    config_free(&cfg);
+}
+
+static void test_process_bad_dotenv_line(void **state)
+{
+    (void)state;
+    const char *path = write_dotenv("A=1\nB=2\nthis is not an assignment\n");
+    struct config cfg;
+    char err[1024] = "";
+    assert_int_equal(config_load_process(&cfg, path, err, sizeof err), -EINVAL);
+    char want[128];
+    snprintf(want, sizeof want, "%s line 3 is not valid", path);
+    assert_non_null(strstr(err, want));
+    assert_true(unit_sentences(err) >= 3);
+    unlink(path);
+}
+
+static void test_process_bad_value_in_dotenv(void **state)
+{
+    (void)state;
+    const char *path = write_dotenv("PORT=eighty\n");
+    struct config cfg;
+    char err[1024] = "";
+    assert_int_equal(config_load_process(&cfg, path, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "PORT=\"eighty\" is not valid"));
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_blank_values_mean_default),
+        cmocka_unit_test(test_every_variable_set),
+        cmocka_unit_test(test_every_bad_value),
+        cmocka_unit_test(test_api_key_error_does_not_echo_key),
+        cmocka_unit_test(test_boundaries_accepted),
+        cmocka_unit_test(test_allowed_models),
+        cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_public_base_url),
+        cmocka_unit_test_setup_teardown(test_process_env_wins_over_dotenv, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_process_without_dotenv, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_process_bad_dotenv_line, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_process_bad_value_in_dotenv, clear_env, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
