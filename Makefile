@@ -44,7 +44,7 @@ build/asan/obj/%.o: src/%.c
 
 # Unit tests build with the sanitizers and may reach a module's statics by
 # including its .c file; each test links every module object except its own.
-build/asan/tests/test_%: tests/unit/test_%.c $(ASAN_OBJ)
+build/asan/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< \
 	    $(filter-out $(shell grep -o 'include "\.\./\.\./src/[a-z_/]*\.c"' $< | \
@@ -57,8 +57,11 @@ deps:
 run: deps all
 	./build/chatd
 
+# Runs every test binary, even after a failure, then fails if any did.
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@failed=; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi; \
+	echo "unit tests passed: $(words $(UNIT_BIN)) files"
 
 integration: all
 	$(PYTEST) -q tests/integration

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(n < outlen && out[n] == '\0' && strlen(out) == n);
         CHECK(fuzz_utf8_valid(out, n));
         CHECK(!has_control(out, n));
-        if (api_key != NULL && klen >= 8)
+        if (api_key != NULL && klen >= 8 && strcmp(api_key, "REDACTED") != 0)
             CHECK(memmem(out, n, api_key, klen) == NULL);
         if (mlen >= 16)
             CHECK(memmem(out, n, msg, mlen) == NULL);

@@ -122,9 +122,10 @@ def test_server_started_line_shows_config_without_secrets(start_chatd):
 
 def test_missing_api_key_starts_with_one_warning(start_chatd):
     c = start_chatd({"OPENAI_API_KEY": None})
+    assert c.wait_log("config_warning") is not None
+    assert httpx.get(c.url + "/health").status_code == 200
     warnings = [r for r in c.logs("config_warning") if "OPENAI_API_KEY" in r["message"]]
     assert len(warnings) == 1
-    assert httpx.get(c.url + "/health").status_code == 200
 
 
 def test_dotenv_is_read_and_environment_wins(start_chatd, tmp_path):
