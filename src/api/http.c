@@ -765,10 +765,7 @@ size_t http_server_busy_count(const struct http_server *s)
 
 void http_server_drain(struct http_server *s)
 {
+    /* Idle keep-alive connections stay until the loop ends, so that a request
+     * already on its way gets a 503 rather than a reset. */
     s->draining = true;
-    for (struct http_conn *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->state == CS_IDLE)
-            conn_free(c);
-    }
 }

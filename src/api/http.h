@@ -105,8 +105,7 @@ size_t http_server_conn_count(const struct http_server *s);
 /* Connections with an answer still being written (or awaited). */
 size_t http_server_busy_count(const struct http_server *s);
 
-/* Draining: keep-alive ends after the current response, idle connections close
- * now. Connections with a response in progress stay until it ends. */
+/* Draining: every response from now on closes its connection. */
 void http_server_drain(struct http_server *s);
 
 /* Sends a whole response with Content-Length. Headers must not include framing

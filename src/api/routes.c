@@ -89,6 +89,8 @@ static void refuse(struct worker *w, struct http_conn *c, struct http_request *r
         extra[n++] = (struct http_header){ "WWW-Authenticate", "Bearer" };
     if (code == ERR_SHUTTING_DOWN || code == ERR_OVERLOADED)
         extra[n++] = (struct http_header){ "Retry-After", "1" };
+    if (code == ERR_SHUTTING_DOWN)
+        http_conn_close_after(c); /* this server takes no more requests */
     mw_respond_error(w, c, req, r ? r->id : ROUTE_OTHER, code, NULL, extra, n);
 }
 

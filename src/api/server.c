@@ -163,7 +163,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    if (!w->draining)
+    if (!w->drain_begun)
         event_add(w->accept_ev, NULL);
 }
 
@@ -221,7 +221,7 @@ static void on_exit_check(evutil_socket_t fd, short what, void *arg)
 
 static void begin_drain(struct worker *w)
 {
-    w->draining = true;
+    w->drain_begun = true;
     event_del(w->accept_ev);
     event_del(w->resume_ev);
     close(w->listen_fd); /* stop accepting: new connections are refused */
@@ -238,12 +238,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct worker *w = arg;
-    uint64_t n;
-    if (read(fd, &n, sizeof n) != sizeof n)
+    uint64_t n; /* signals since the last read: two may arrive as one count */
+    if (read(fd, &n, sizeof n) != sizeof n || n == 0)
         return;
-    if (!w->draining)
+    if (!w->drain_begun) {
         begin_drain(w);
-    else if (!w->drain_expired) /* a second signal: do not wait for the drain period */
+        n--;
+    }
+    if (n > 0 && !w->drain_expired) /* a second signal: do not wait for the drain period */
         event_active(w->drain_ev, EV_TIMEOUT, 1);
 }
 
@@ -345,10 +347,13 @@ static void wait_for_signals(struct worker *ws, int n, _Atomic int *stopped)
         int sig = sigtimedwait(&set, NULL, signals ? &ts : NULL);
         if (sig < 0)
             continue;
-        if (signals++ == 0)
+        if (signals++ == 0) {
+            for (int i = 0; i < n; i++) /* new requests get 503 from now on, on every worker */
+                atomic_store(&ws[i].draining, true);
             log_event(LOG_INFO, "shutdown_started", NULL,
                       LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
                       LOG_NUM("drain_seconds", ws[0].cfg->drain_s));
+        }
         uint64_t one = 1;
         for (int i = 0; i < n; i++)
             if (write(ws[i].wake_fd, &one, sizeof one) < 0)

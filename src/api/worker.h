@@ -5,6 +5,7 @@
 #define CHATD_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "core/buf.h"
@@ -33,7 +34,8 @@ struct worker {
     int listen_fd;
     int wake_fd;              /* eventfd: main thread asks this worker to drain */
     struct event *accept_ev, *resume_ev, *wake_ev, *drain_ev, *exit_ev;
-    bool draining;
+    _Atomic bool draining;    /* set by the main thread on SIGTERM: refuse new work */
+    bool drain_begun;         /* this loop has closed its listener */
     bool drain_expired;       /* DRAIN_SECONDS passed; open streams were ended */
     bool accept_paused;
     pthread_t thread;

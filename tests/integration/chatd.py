@@ -29,7 +29,8 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 
 
 class Chatd:
-    def __init__(self, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None, expect_exit: Optional[int] = 0):
+    def __init__(self, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None, expect_exit: Optional[int] = 0,
+                 wrapper: Optional[List[str]] = None):
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOST": "127.0.0.1",
@@ -48,6 +49,7 @@ class Chatd:
                 else:
                     self.env[k] = v
         self.cwd = cwd
+        self.wrapper = wrapper or []  # e.g. valgrind and its options
         self.expect_exit = expect_exit
         self.stdout: List[str] = []
         self.stderr: List[str] = []
@@ -60,7 +62,7 @@ class Chatd:
 
     def start(self, wait=True, preexec_fn=None):
         self.proc = subprocess.Popen(
-            [BINARY],
+            self.wrapper + [BINARY],
             env=self.env,
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
@@ -71,7 +73,7 @@ class Chatd:
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True).start()
         if wait:
-            started = self.wait_log("server_started", timeout=10)
+            started = self.wait_log("server_started", timeout=60 if self.wrapper else 10)
             assert started is not None, f"chatd did not start: {self.stderr}"
             self.port = int(started["listen"].rsplit(":", 1)[1])
         return self
@@ -152,6 +154,12 @@ class Chatd:
 
     def _pump_alive(self):
         return not self.proc.stdout.closed
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kb(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

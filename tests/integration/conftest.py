@@ -42,10 +42,10 @@ def provider():
 def start_chatd(provider, tmp_path):
     started = []
 
-    def start(env=None, wait=True, cwd=None, expect_exit=0, **kw):
+    def start(env=None, wait=True, cwd=None, expect_exit=0, wrapper=None, **kw):
         full = {"OPENAI_BASE_URL": provider.base_url}
         full.update(env or {})
-        c = Chatd(full, cwd=str(cwd or tmp_path), expect_exit=expect_exit)
+        c = Chatd(full, cwd=str(cwd or tmp_path), expect_exit=expect_exit, wrapper=wrapper)
         started.append(c)
         return c.start(wait=wait, **kw)
 

@@ -60,9 +60,8 @@ static void test_blank_values_mean_default(void **state)
 {
     (void)state;
     static const struct var blank[] = {
-        { "OPENAI_API_KEY", "" },  { "OPENAI_MODEL", "  " }, { "MAX_TOKENS", "\t" },
-        { "PORT", "" },            { "CORS_ORIGINS", " " },  { "ALLOWED_MODELS", "" },
-        { NULL, NULL },
+        { "OPENAI_API_KEY", "" }, { "OPENAI_MODEL", "  " }, { "MAX_TOKENS", "\t" }, { "PORT", "" },
+        { "CORS_ORIGINS", " " },  { "ALLOWED_MODELS", "" }, { NULL, NULL },
     };
     struct config cfg;
     char err[512];
@@ -193,8 +192,8 @@ static void test_every_bad_value(void **state)
         /* The message starts with the variable (what is wrong), then why, then what
          * to do, and the config is left empty. */
         if (strncmp(err, c->names, strlen(c->names)) != 0)
-            fail_msg("%s=\"%s\": message does not start with %s: %s", c->name, c->value,
-                     c->names, err);
+            fail_msg("%s=\"%s\": message does not start with %s: %s", c->name, c->value, c->names,
+                     err);
         if (unit_sentences(err) < 3)
             fail_msg("%s=\"%s\": fewer than three sentences: %s", c->name, c->value, err);
         assert_non_null(strstr(err, "start chatd again."));
@@ -227,11 +226,16 @@ static void test_boundaries_accepted(void **state)
 {
     (void)state;
     static const struct var ok[][2] = {
-        { { "MAX_TOKENS", "1" } },         { { "MAX_TOKENS", "1000000" } },
-        { { "PORT", "65535" } },           { { "WORKERS", "256" } },
-        { { "TIMEOUT_SECONDS", "0.001" } }, { { "TIMEOUT_SECONDS", "86400" } },
-        { { "TIMEOUT_SECONDS", ".5" } },   { { "DRAIN_SECONDS", "3600" } },
-        { { "LOG_LEVEL", "warn" } },       { { "LOG_LEVEL", "Error" } },
+        { { "MAX_TOKENS", "1" } },
+        { { "MAX_TOKENS", "1000000" } },
+        { { "PORT", "65535" } },
+        { { "WORKERS", "256" } },
+        { { "TIMEOUT_SECONDS", "0.001" } },
+        { { "TIMEOUT_SECONDS", "86400" } },
+        { { "TIMEOUT_SECONDS", ".5" } },
+        { { "DRAIN_SECONDS", "3600" } },
+        { { "LOG_LEVEL", "warn" } },
+        { { "LOG_LEVEL", "Error" } },
         { { "OPENAI_BASE_URL", "https://user:pw@proxy.example.com/v1" } },
     };
     for (size_t i = 0; i < N_ELEMS(ok); i++) {
@@ -258,9 +262,9 @@ static void test_allowed_models(void **state)
     assert_false(config_model_allowed(&cfg, ""));
     config_free(&cfg);
 
-    static const struct var not_in_list[] = {
-        { "OPENAI_MODEL", "llama3" }, { "ALLOWED_MODELS", "gpt-4o,gpt-4o-mini" }, { NULL, NULL }
-    };
+    static const struct var not_in_list[] = { { "OPENAI_MODEL", "llama3" },
+                                              { "ALLOWED_MODELS", "gpt-4o,gpt-4o-mini" },
+                                              { NULL, NULL } };
     assert_int_equal(load(&cfg, not_in_list, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "OPENAI_MODEL=\"llama3\" is not in ALLOWED_MODELS"));
 }
@@ -319,9 +323,20 @@ static void test_public_base_url(void **state)
 /* ---- config_load_process: the real environment and a .env file ------------------- */
 
 static const char *const all_vars[] = {
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL",  "ALLOWED_MODELS", "MAX_TOKENS",
-    "TIMEOUT_SECONDS", "LOG_LEVEL",      "HOST",          "PORT",           "CORS_ORIGINS",
-    "WORKERS",        "MAX_CONCURRENT_STREAMS", "DRAIN_SECONDS", "CLIENT_API_KEYS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "ALLOWED_MODELS",
+    "MAX_TOKENS",
+    "TIMEOUT_SECONDS",
+    "LOG_LEVEL",
+    "HOST",
+    "PORT",
+    "CORS_ORIGINS",
+    "WORKERS",
+    "MAX_CONCURRENT_STREAMS",
+    "DRAIN_SECONDS",
+    "CLIENT_API_KEYS",
     "CLIENT_TIMEOUT_SECONDS",
 };
 

@@ -101,8 +101,8 @@ static void test_detail_with_own_parts(void **state)
 {
     (void)state;
     char out[512];
-    size_t n = error_detail(out, sizeof out, ERR_VALIDATION, "The field \"message\" is empty",
-                            NULL, "Write a message");
+    size_t n = error_detail(out, sizeof out, ERR_VALIDATION, "The field \"message\" is empty", NULL,
+                            "Write a message");
     assert_string_equal(out, "The field \"message\" is empty. chatd needs a JSON object with a "
                              "non-empty \"message\" string. Write a message.");
     assert_int_equal(n, strlen(out));

@@ -137,9 +137,9 @@ static void test_random_sequences(void **state)
 {
     (void)state;
     srand(4242);
-    static const unsigned char alphabet[] = { 'a',  '"',  '\\', 0x00, 0x1f, 0x7f, 0x80, 0xbf,
-                                              0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xff,
-                                              0x9f, 0xa0, 0x8f, 0x90, 0xc0 };
+    static const unsigned char alphabet[] = { 'a',  '"',  '\\', 0x00, 0x1f, 0x7f, 0x80,
+                                              0xbf, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0,
+                                              0xf4, 0xff, 0x9f, 0xa0, 0x8f, 0x90, 0xc0 };
     for (int iter = 0; iter < 50000; iter++) {
         char in[12];
         size_t len = (size_t)(rand() % (int)sizeof in) + 1;
@@ -194,20 +194,20 @@ static void test_invalid_utf8_replaced(void **state)
         const char *in;
         const char *want; /* the escaped text */
     } cases[] = {
-        { "\x80", "\\ufffd" },                           /* lone continuation */
-        { "\xc0\xaf", "\\ufffd\\ufffd" },                /* overlong '/' */
-        { "\xc1\xbf", "\\ufffd\\ufffd" },                /* overlong */
-        { "\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd" },     /* overlong 3-byte */
+        { "\x80", "\\ufffd" },                       /* lone continuation */
+        { "\xc0\xaf", "\\ufffd\\ufffd" },            /* overlong '/' */
+        { "\xc1\xbf", "\\ufffd\\ufffd" },            /* overlong */
+        { "\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd" }, /* overlong 3-byte */
         { "\xf0\x80\x80\xaf", "\\ufffd\\ufffd\\ufffd\\ufffd" },
-        { "\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd" },     /* U+D800 surrogate */
-        { "\xed\xbf\xbf", "\\ufffd\\ufffd\\ufffd" },     /* U+DFFF */
+        { "\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd" },            /* U+D800 surrogate */
+        { "\xed\xbf\xbf", "\\ufffd\\ufffd\\ufffd" },            /* U+DFFF */
         { "\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd" }, /* U+110000 */
         { "\xf5\x80\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd" },
         { "\xff", "\\ufffd" },
-        { "a\xe2\x82", "a\\ufffd\\ufffd" },              /* truncated at the end */
+        { "a\xe2\x82", "a\\ufffd\\ufffd" }, /* truncated at the end */
         { "\xf0\x9f\x98", "\\ufffd\\ufffd\\ufffd" },
-        { "\xe2\x82z", "\\ufffd\\ufffdz" },              /* cut by ASCII */
-        { "\xc3\"", "\\ufffd\\\"" },                     /* a quote is never swallowed */
+        { "\xe2\x82z", "\\ufffd\\ufffdz" }, /* cut by ASCII */
+        { "\xc3\"", "\\ufffd\\\"" },        /* a quote is never swallowed */
         { "\xe2\x82\xac\xac", "\xe2\x82\xac\\ufffd" },
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
@@ -228,12 +228,26 @@ static void test_utf8_seq_len(void **state)
         size_t len;
         size_t want;
     } cases[] = {
-        { "a", 1, 1 },          { "\0", 1, 1 },         { "\x7f", 1, 1 },
-        { "\xc3\xa9", 2, 2 },   { "\xc3\xa9", 1, 0 },   { "\xc3" "a", 2, 0 },
-        { "\xc0\x80", 2, 0 },   { "\xe2\x82\xac", 3, 3 }, { "\xe2\x82\xac", 2, 0 },
-        { "\xe0\x9f\xbf", 3, 0 }, { "\xed\xa0\x80", 3, 0 }, { "\xf0\x9f\x98\x80", 4, 4 },
-        { "\xf0\x8f\xbf\xbf", 4, 0 }, { "\xf4\x90\x80\x80", 4, 0 }, { "\xf4\x8f\xbf\xbf", 4, 4 },
-        { "\xf8\x88\x80\x80", 4, 0 }, { "\x80", 1, 0 },      { "\xe2\x82\xac!", 4, 3 },
+        { "a", 1, 1 },
+        { "\0", 1, 1 },
+        { "\x7f", 1, 1 },
+        { "\xc3\xa9", 2, 2 },
+        { "\xc3\xa9", 1, 0 },
+        { "\xc3"
+          "a",
+          2, 0 },
+        { "\xc0\x80", 2, 0 },
+        { "\xe2\x82\xac", 3, 3 },
+        { "\xe2\x82\xac", 2, 0 },
+        { "\xe0\x9f\xbf", 3, 0 },
+        { "\xed\xa0\x80", 3, 0 },
+        { "\xf0\x9f\x98\x80", 4, 4 },
+        { "\xf0\x8f\xbf\xbf", 4, 0 },
+        { "\xf4\x90\x80\x80", 4, 0 },
+        { "\xf4\x8f\xbf\xbf", 4, 4 },
+        { "\xf8\x88\x80\x80", 4, 0 },
+        { "\x80", 1, 0 },
+        { "\xe2\x82\xac!", 4, 3 },
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
         size_t got = jsonw_utf8_seq_len((const unsigned char *)cases[i].s, cases[i].len);

@@ -58,8 +58,9 @@ static char *captured(size_t *len)
 static void assert_timestamp(const char *ts)
 {
     regex_t re;
-    assert_int_equal(regcomp(&re, "^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
-                                  "\\.[0-9]{3}Z$",
+    assert_int_equal(regcomp(&re,
+                             "^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
+                             "\\.[0-9]{3}Z$",
                              REG_EXTENDED | REG_NOSUB),
                      0);
     int rc = regexec(&re, ts, 0, NULL, 0);
@@ -91,8 +92,8 @@ static void test_line_has_contract_fields(void **state)
     log_event(LOG_INFO, "request_received", CID, LOG_STR("method", "POST"),
               LOG_STR("path", "/chat"));
     json_t *v = one_line();
-    static const char *const keys[] = { "timestamp", "level",  "event", "correlation_id",
-                                        "method",    "path",   NULL };
+    static const char *const keys[] = { "timestamp", "level", "event", "correlation_id",
+                                        "method",    "path",  NULL };
     unit_assert_keys(v, keys);
     assert_string_equal(unit_str(v, "level"), "info");
     assert_string_equal(unit_str(v, "event"), "request_received");
@@ -139,8 +140,13 @@ static void test_escaping_round_trips(void **state)
 {
     (void)state;
     static const char *const values[] = {
-        "say \"hi\"",         "back\\slash\\",   "line\nbreak\r\n", "tab\tbell\a\x01\x1f\x7f",
-        "caf\xc3\xa9 \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8c\x8d", "</script>", "",
+        "say \"hi\"",
+        "back\\slash\\",
+        "line\nbreak\r\n",
+        "tab\tbell\a\x01\x1f\x7f",
+        "caf\xc3\xa9 \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8c\x8d",
+        "</script>",
+        "",
     };
     for (size_t i = 0; i < N_ELEMS(values); i++) {
         assert_int_equal(reset(NULL), 0);
@@ -166,7 +172,8 @@ static void test_invalid_utf8_stays_json(void **state)
     };
     for (size_t i = 0; i < N_ELEMS(values); i++) {
         assert_int_equal(reset(NULL), 0);
-        log_event(LOG_INFO, "bad\xff", "\xc3", LOG_STR("v", values[i]), LOG_STR("\xed\xa0\x80", "x"));
+        log_event(LOG_INFO, "bad\xff", "\xc3", LOG_STR("v", values[i]),
+                  LOG_STR("\xed\xa0\x80", "x"));
         json_t *v = one_line();
         assert_non_null(strstr(unit_str(v, "v"), "\xef\xbf\xbd"));
         assert_string_equal(unit_str(v, "event"), "bad\xef\xbf\xbd");
@@ -178,9 +185,9 @@ static void test_secret_keys_redacted_whatever_type(void **state)
 {
     (void)state;
     static const char *const keys[] = {
-        "api_key", "API_KEY",        "authorization", "Authorization", "password",
-        "secret",  "openai_api_key", "client_secret", "refresh_token", "X_TOKEN",
-        "Session_Key",
+        "api_key",       "API_KEY", "authorization",  "Authorization",
+        "password",      "secret",  "openai_api_key", "client_secret",
+        "refresh_token", "X_TOKEN", "Session_Key",
     };
     for (size_t i = 0; i < N_ELEMS(keys); i++) {
         assert_true(log_key_is_secret(keys[i]));
@@ -206,8 +213,8 @@ static void test_ordinary_keys_not_redacted(void **state)
 {
     (void)state;
     static const char *const keys[] = {
-        "token_count", "tokens", "monkey", "keyboard", "secretary", "key", "token",
-        "passwords",   "max_tokens", "api_keys", "_keyx", "",
+        "token_count", "tokens",    "monkey",     "keyboard", "secretary", "key",
+        "token",       "passwords", "max_tokens", "api_keys", "_keyx",     "",
     };
     for (size_t i = 0; i < N_ELEMS(keys); i++)
         if (log_key_is_secret(keys[i]))
@@ -335,11 +342,13 @@ static void test_level_names(void **state)
         int rc;
         enum log_level want;
     } cases[] = {
-        { "debug", 0, LOG_DEBUG },   { "info", 0, LOG_INFO },   { "warning", 0, LOG_WARNING },
-        { "error", 0, LOG_ERROR },   { "DEBUG", 0, LOG_DEBUG }, { "Warning", 0, LOG_WARNING },
-        { "warn", 0, LOG_WARNING },  { "WARN", 0, LOG_WARNING }, { "", -EINVAL, LOG_INFO },
-        { "verbose", -EINVAL, LOG_INFO }, { "inf", -EINVAL, LOG_INFO },
-        { "info ", -EINVAL, LOG_INFO },   { "critical", -EINVAL, LOG_INFO },
+        { "debug", 0, LOG_DEBUG },         { "info", 0, LOG_INFO },
+        { "warning", 0, LOG_WARNING },     { "error", 0, LOG_ERROR },
+        { "DEBUG", 0, LOG_DEBUG },         { "Warning", 0, LOG_WARNING },
+        { "warn", 0, LOG_WARNING },        { "WARN", 0, LOG_WARNING },
+        { "", -EINVAL, LOG_INFO },         { "verbose", -EINVAL, LOG_INFO },
+        { "inf", -EINVAL, LOG_INFO },      { "info ", -EINVAL, LOG_INFO },
+        { "critical", -EINVAL, LOG_INFO },
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
         enum log_level got = LOG_INFO;

@@ -124,7 +124,9 @@ static void test_is_valid_uses_length_not_nul(void **state)
     const char *s = "3f0c9a52-1b7e-4c1d-9e2f-0123456789abEXTRA";
     assert_true(uuid_is_valid(s, UUID_STR_LEN));
     assert_false(uuid_is_valid(s, strlen(s)));
-    assert_false(uuid_is_valid("3f0c9a52-1b7e-4c1d-9e2f-01234\0" "6789ab", UUID_STR_LEN));
+    assert_false(uuid_is_valid("3f0c9a52-1b7e-4c1d-9e2f-01234\0"
+                               "6789ab",
+                               UUID_STR_LEN));
     assert_false(uuid_is_valid(NULL, UUID_STR_LEN));
 }
 
