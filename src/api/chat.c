@@ -210,15 +210,16 @@ static void first_token(struct chat_stream *s)
 
 static void take_chunk(struct chat_stream *s, const struct openai_chunk *c)
 {
-    if (c->content != NULL) {
+    if (c->content_json != NULL) {
         if (s->state == ST_WAITING_FIRST_TOKEN)
             first_token(s);
-        stream_event_content(&s->w->scratch, c->content, c->content_len, s->sequence++, s->cid);
+        stream_event_content(&s->w->scratch, c->content_json, c->content_json_len, s->sequence++,
+                             s->cid);
         s->content_events++;
         log_event(LOG_DEBUG, "chunk_sent", s->cid, LOG_INT("sequence", s->sequence - 1),
                   LOG_INT("elapsed_ms", elapsed_ms(s)));
     }
-    if (c->finish_reason != NULL)
+    if (c->finish_reason[0] != '\0')
         snprintf(s->finish_reason, sizeof s->finish_reason, "%s", c->finish_reason);
     if (c->has_usage) {
         s->has_usage = true;
@@ -243,16 +244,13 @@ static int on_sse_event(void *ctx, const struct sse_event *ev)
                           "The model provider sent an event that is not a JSON chunk");
     if (c.is_error) {
         char summary[240], what[320];
-        const char *m = c.error_message ? c.error_message : "";
-        openai_error_summary(m, strlen(m), s->w->cfg->api_key, s->req.message,
+        openai_error_summary(ev->data, ev->data_len, s->w->cfg->api_key, s->req.message,
                              s->req.message_len, summary, sizeof summary);
         snprintf(what, sizeof what, "The model provider reported an error in the stream%s%s",
                  summary[0] ? ": " : "", summary);
-        openai_chunk_free(&c);
         return fail_later(s, ERR_UPSTREAM_ERROR, what);
     }
     take_chunk(s, &c);
-    openai_chunk_free(&c);
     return 0;
 }
 

@@ -135,8 +135,14 @@ static int check_model(json_t *root, const struct config *cfg, struct chat_reque
     return 0;
 }
 
+/* Whole-valued (every double past 2^63 is). */
+static bool integral(double d)
+{
+    return d < -9e18 || d > 9e18 || (double)(long long)d == d;
+}
+
 static int check_max_tokens(json_t *root, const struct config *cfg, struct chat_request *req,
-                            struct chat_request_error *err)
+                            bool ints_as_reals, struct chat_request_error *err)
 {
     json_t *t = json_object_get(root, "max_tokens");
     req->max_tokens = cfg->max_tokens;
@@ -147,13 +153,17 @@ static int check_max_tokens(json_t *root, const struct config *cfg, struct chat_
              cfg->max_tokens);
     const char *todo = "Send a whole number in that range, or leave \"max_tokens\" out for the "
                        "server's default";
-    if (!json_is_integer(t))
+    double v;
+    if (json_is_integer(t))
+        v = (double)json_integer_value(t);
+    else if (ints_as_reals && json_is_real(t) && integral(json_real_value(t)))
+        v = json_real_value(t); /* a real only because the body held an integer past 64 bits */
+    else
         return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %s, not an integer",
                     type_name(t));
-    json_int_t v = json_integer_value(t);
     if (v < 1 || v > cfg->max_tokens)
-        return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %lld, out of range",
-                    (long long)v);
+        return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %.0f, out of range",
+                    v);
     req->max_tokens = (int)v;
     return 0;
 }
@@ -167,7 +177,15 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                     "POST /chat takes a JSON object with a \"message\" string",
                     "The request body is empty");
     json_error_t jerr;
-    json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+    json_t *root = json_loadb(body ? body : "", len, flags, &jerr);
+    bool ints_as_reals = false;
+    if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        /* An integer past 64 bits is still JSON: read numbers as reals so an
+         * unknown field holding one is ignored and max_tokens gets a range error. */
+        root = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+        ints_as_reals = true;
+    }
     int rc;
     if (root == NULL) /* jerr.text may quote the body, so only the position is told */
         return fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",
@@ -180,7 +198,7 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                   "The request body is %s, not a JSON object", type_name(root));
     } else if ((rc = check_message(root, req, err)) == 0 &&
                (rc = check_model(root, cfg, req, err)) == 0) {
-        rc = check_max_tokens(root, cfg, req, err);
+        rc = check_max_tokens(root, cfg, req, ints_as_reals, err);
     }
     if (rc != 0) {
         json_decref(root);

@@ -12,6 +12,9 @@
 
 struct buf;
 
+/* Every function here takes cid as a canonical UUID (uuid_is_valid), which it
+ * writes without escaping. */
+
 /* How a stream ended, for its final event. */
 struct stream_final {
     const char *status;        /* "completed", "error" or "timeout" */
@@ -23,9 +26,10 @@ struct stream_final {
     int64_t duration_ms;
 };
 
-/* Appends a content event. content must be valid UTF-8 (it is escaped here).
- * Returns 0 or -ENOMEM. */
-int stream_event_content(struct buf *out, const char *content, size_t len, uint64_t sequence,
+/* Appends a content event. content_json is the inside of a JSON string,
+ * already escaped and valid (as the provider wrote it): it is copied as it is,
+ * which keeps the text unchanged and costs no decoding. Returns 0 or -ENOMEM. */
+int stream_event_content(struct buf *out, const char *content_json, size_t len, uint64_t sequence,
                          const char *cid);
 
 /* Appends the final event. Returns 0 or -ENOMEM. */

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/jscan.h"
 #include "core/jsonw.h"
 
 int openai_request_body(struct buf *out, const char *model, const char *message,
@@ -22,52 +24,128 @@ int openai_request_body(struct buf *out, const char *model, const char *message,
     return rc ? -ENOMEM : 0;
 }
 
-static int parse_choice(json_t *choices, struct openai_chunk *out)
+/* choices[0].delta: {"content": "…" | null, …} or null. */
+static int scan_delta(struct jscan *s, struct openai_chunk *out)
 {
-    if (!json_is_array(choices))
-        return -EINVAL;
-    if (json_array_size(choices) == 0)
-        return 0; /* the usage chunk */
-    json_t *c0 = json_array_get(choices, 0);
-    if (!json_is_object(c0))
-        return -EINVAL;
-    json_t *delta = json_object_get(c0, "delta");
-    if (delta != NULL && !json_is_null(delta)) {
-        if (!json_is_object(delta))
-            return -EINVAL;
-        json_t *content = json_object_get(delta, "content");
-        if (content != NULL && !json_is_null(content)) {
-            if (!json_is_string(content))
-                return -EINVAL;
-            if (json_string_length(content) > 0) {
-                out->content = json_string_value(content);
-                out->content_len = json_string_length(content);
-            }
+    if (jscan_null(s))
+        return 0;
+    bool first = true;
+    struct jstr key;
+    int rc;
+    while ((rc = jscan_member(s, &first, &key)) == 1) {
+        if (!jstr_is(&key, "content")) {
+            if (jscan_skip(s) != 0)
+                return -1;
+        } else if (!jscan_null(s)) {
+            struct jstr v;
+            if (jscan_string(s, &v) != 0)
+                return -1;
+            out->content_json = v.len ? v.p : NULL;
+            out->content_json_len = v.len;
         }
     }
-    json_t *fr = json_object_get(c0, "finish_reason");
-    if (fr != NULL && !json_is_null(fr)) {
-        if (!json_is_string(fr))
-            return -EINVAL;
-        out->finish_reason = json_string_value(fr);
+    return rc;
+}
+
+static int scan_choice(struct jscan *s, struct openai_chunk *out)
+{
+    bool first = true;
+    struct jstr key;
+    int rc;
+    while ((rc = jscan_member(s, &first, &key)) == 1) {
+        struct jstr v;
+        int step = 0;
+        if (jstr_is(&key, "delta"))
+            step = scan_delta(s, out);
+        else if (!jstr_is(&key, "finish_reason"))
+            step = jscan_skip(s);
+        else if (!jscan_null(s) && (step = jscan_string(s, &v)) == 0)
+            jstr_decode(&v, out->finish_reason, sizeof out->finish_reason);
+        if (step != 0)
+            return -1;
+    }
+    return rc;
+}
+
+static int scan_choices(struct jscan *s, struct openai_chunk *out)
+{
+    if (jscan_null(s))
+        return 0;
+    bool first = true;
+    int rc;
+    for (int i = 0; (rc = jscan_element(s, &first)) == 1; i++)
+        if ((i == 0 ? scan_choice(s, out) : jscan_skip(s)) != 0)
+            return -1;
+    return rc;
+}
+
+static int scan_usage(struct jscan *s, struct openai_chunk *out)
+{
+    if (jscan_peek(s) != '{')
+        return jscan_skip(s); /* null or something else: no usage to report */
+    bool first = true, p = false, c = false, t = false;
+    struct jstr key;
+    int rc;
+    while ((rc = jscan_member(s, &first, &key)) == 1) {
+        long long *dst = jstr_is(&key, "prompt_tokens") ? &out->prompt_tokens
+                         : jstr_is(&key, "completion_tokens") ? &out->completion_tokens
+                         : jstr_is(&key, "total_tokens") ? &out->total_tokens : NULL;
+        char c0 = jscan_peek(s);
+        if (dst == NULL || !(c0 == '-' || (c0 >= '0' && c0 <= '9'))) {
+            if (jscan_skip(s) != 0)
+                return -1;
+            continue;
+        }
+        int got = jscan_integer(s, dst);
+        if (got < 0)
+            return -1;
+        bool *seen = dst == &out->prompt_tokens ? &p : dst == &out->completion_tokens ? &c : &t;
+        *seen = got == 1; /* a fraction is not a token count chatd reports */
+    }
+    out->has_usage = rc == 0 && p && c;
+    if (out->has_usage && !t)
+        out->total_tokens = out->prompt_tokens + out->completion_tokens;
+    return rc;
+}
+
+int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out)
+{
+    memset(out, 0, sizeof *out);
+    struct jscan s;
+    jscan_init(&s, data, len);
+    bool first = true;
+    struct jstr key;
+    int rc;
+    if (jscan_peek(&s) != '{')
+        return -EINVAL;
+    while ((rc = jscan_member(&s, &first, &key)) == 1) {
+        int step = 0;
+        if (jstr_is(&key, "choices"))
+            step = scan_choices(&s, out);
+        else if (jstr_is(&key, "usage"))
+            step = scan_usage(&s, out);
+        else if (!jstr_is(&key, "error"))
+            step = jscan_skip(&s);
+        else if (!jscan_null(&s)) {
+            out->is_error = true;
+            step = jscan_skip(&s);
+        }
+        if (step != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc != 0 || jscan_finish(&s) != 0) {
+        memset(out, 0, sizeof *out);
+        return -EINVAL;
     }
     return 0;
 }
 
-static void parse_usage(json_t *usage, struct openai_chunk *out)
-{
-    json_t *p = json_object_get(usage, "prompt_tokens");
-    json_t *c = json_object_get(usage, "completion_tokens");
-    json_t *t = json_object_get(usage, "total_tokens");
-    if (!json_is_integer(p) || !json_is_integer(c))
-        return; /* not usage chatd can report */
-    out->has_usage = true;
-    out->prompt_tokens = json_integer_value(p);
-    out->completion_tokens = json_integer_value(c);
-    out->total_tokens = json_is_integer(t) ? json_integer_value(t)
-                                           : out->prompt_tokens + out->completion_tokens;
-}
+/* ---- error bodies ------------------------------------------------------------------- */
 
+/* The message of {"error":{"message":…}}, {"error":"…"}, {"message":…} or
+ * {"detail":…}, or NULL. */
 static const char *error_text(json_t *root)
 {
     json_t *e = json_object_get(root, "error");
@@ -84,44 +162,7 @@ static const char *error_text(json_t *root)
     return json_is_string(d) ? json_string_value(d) : NULL;
 }
 
-int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out)
-{
-    memset(out, 0, sizeof *out);
-    json_t *root = json_loadb(data, len, 0, NULL);
-    if (root == NULL)
-        return -EINVAL;
-    out->root = root;
-    if (!json_is_object(root)) {
-        openai_chunk_free(out);
-        return -EINVAL;
-    }
-    json_t *err = json_object_get(root, "error");
-    if (err != NULL && !json_is_null(err)) {
-        out->is_error = true;
-        out->error_message = error_text(root);
-        return 0;
-    }
-    json_t *choices = json_object_get(root, "choices");
-    if (choices != NULL && !json_is_null(choices) && parse_choice(choices, out) != 0) {
-        openai_chunk_free(out);
-        return -EINVAL;
-    }
-    json_t *usage = json_object_get(root, "usage");
-    if (json_is_object(usage))
-        parse_usage(usage, out);
-    return 0;
-}
-
-void openai_chunk_free(struct openai_chunk *c)
-{
-    if (c->root != NULL)
-        json_decref(c->root);
-    memset(c, 0, sizeof *c);
-}
-
-/* ---- error bodies ------------------------------------------------------------------- */
-
-#define SUMMARY_MAX 400
+#define SUMMARY_INPUT_MAX (16 * 1024) /* of a provider error text, looked at */
 
 /* Copies text into out as one line: control characters become spaces, runs of
  * spaces collapse, invalid UTF-8 is dropped, <tags> are skipped for HTML pages. */
@@ -243,19 +284,32 @@ size_t openai_error_summary(const char *body, size_t len, const char *api_key,
         text = json_is_object(root) ? error_text(root) : NULL;
         tlen = text ? strlen(text) : 0;
     }
-    char cleaned[SUMMARY_MAX], safe[SUMMARY_MAX];
-    size_t n = clean(text ? text : "", tlen, cleaned, sizeof cleaned);
-    n = redact(cleaned, n, api_key, safe, sizeof safe);
-    if (root != NULL)
-        json_decref(root);
-    if (n == 0 || quotes_message(safe, n, message, message_len))
-        return 0;
+    if (tlen > SUMMARY_INPUT_MAX)
+        tlen = SUMMARY_INPUT_MAX;
+    /* Clean and redact the whole text before cutting it, so that no secret is
+     * cut in two and half of it kept; compare with the message cleaned the same
+     * way, so that line breaks or double spaces do not hide a quote. */
+    char *cleaned = malloc(tlen + 1), *safe = malloc(tlen * 3 + 16);
+    char *msg = malloc(message_len + 1);
+    size_t n = 0;
+    if (cleaned != NULL && safe != NULL && msg != NULL) {
+        size_t c = clean(text ? text : "", tlen, cleaned, tlen + 1);
+        size_t m = clean(message ? message : "", message_len, msg, message_len + 1);
+        n = quotes_message(cleaned, c, msg, m) ? 0
+                                               : redact(cleaned, c, api_key, safe, tlen * 3 + 16);
+    }
     if (n >= outlen) { /* cut on a character boundary */
         n = outlen - 1;
         while (n > 0 && ((unsigned char)safe[n] & 0xc0) == 0x80)
             n--;
     }
-    memcpy(out, safe, n);
+    if (n > 0)
+        memcpy(out, safe, n);
     out[n] = '\0';
+    free(cleaned);
+    free(safe);
+    free(msg);
+    if (root != NULL)
+        json_decref(root);
     return n;
 }

@@ -14,24 +14,24 @@ struct buf;
 int openai_request_body(struct buf *out, const char *model, const char *message,
                         size_t message_len, int max_tokens);
 
-/* One `data:` payload of the stream, as far as chatd uses it. */
+/* One `data:` payload of the stream, as far as chatd uses it. Nothing is
+ * allocated: strings point into the parsed text. */
 struct openai_chunk {
-    void *root;              /* json_t owning the strings */
-    const char *content;     /* choices[0].delta.content; NULL when absent or empty */
-    size_t content_len;
-    const char *finish_reason; /* choices[0].finish_reason; NULL when absent or null */
+    const char *content_json; /* choices[0].delta.content as written in the chunk: the
+                               * inside of a JSON string, escapes kept, ready to copy
+                               * into another JSON string; NULL when absent, null or "" */
+    size_t content_json_len;
+    char finish_reason[32];   /* choices[0].finish_reason decoded; "" when absent or null */
     bool has_usage;
     long long prompt_tokens, completion_tokens, total_tokens;
-    bool is_error;           /* the chunk is {"error": …} */
-    const char *error_message; /* its message, NULL when none */
+    bool is_error;            /* the chunk is {"error": …}: summarize it with
+                               * openai_error_summary */
 };
 
-/* Parses one chunk. Returns 0, or -EINVAL when it is not a JSON object or its
- * known fields have the wrong types (a stream chatd cannot trust). */
+/* Parses one chunk (the whole text is validated as JSON). Returns 0, or -EINVAL
+ * when it is not a JSON object or its known fields have the wrong types (a
+ * stream chatd cannot trust). */
 int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out);
-
-/* Frees what a parsed chunk owns. */
-void openai_chunk_free(struct openai_chunk *c);
 
 /* Summarizes a provider error body (JSON {"error":{"message":…}}, {"error":"…"},
  * {"message":…}, or text) into one line of at most outlen-1 bytes for logs and

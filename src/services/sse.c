@@ -106,12 +106,14 @@ static int line(struct sse_parser *p, const char *s, size_t n, sse_event_cb cb, 
     return field(p, s, (size_t)(colon - s), v, vlen);
 }
 
+/* Offset of the first \n or \r, or n. Two memchr passes beat a byte loop:
+ * lines are long and \r is rare. */
 static size_t find_eol(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\n' || s[i] == '\r')
-            return i;
-    return n;
+    const char *nl = memchr(s, '\n', n);
+    size_t end = nl ? (size_t)(nl - s) : n;
+    const char *cr = memchr(s, '\r', end);
+    return cr ? (size_t)(cr - s) : end;
 }
 
 int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_event_cb cb, void *ctx)
@@ -127,6 +129,8 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_event
         }
         size_t j = i + find_eol(buf + i, len - i);
         int rc;
+        if (p->line_len + (j - i) > p->max_line)
+            return -E2BIG; /* the same verdict however the bytes were split */
         if (j == len) { /* no line end yet: keep the piece */
             if ((rc = reserve(&p->line, &p->line_cap, p->line_len, j - i, p->max_line)) != 0)
                 return rc;
