@@ -51,7 +51,7 @@ struct chat_stream {
     struct buf errbody;          /* a non-2xx response's body */
     enum error_code pending;     /* an error found inside a curl callback */
     bool has_pending;
-    char pending_what[320];
+    char *pending_what;          /* its explanation, or NULL (heap: errors are rare) */
     char finish_reason[32];
     bool has_usage;
     long long prompt_tokens, completion_tokens, total_tokens;
@@ -127,6 +127,7 @@ static void finish(struct chat_stream *s, enum outcome o, int status)
     sse_parser_free(&s->sse);
     chat_request_free(&s->req);
     buf_free(&s->errbody);
+    free(s->pending_what);
     free(s);
 }
 
@@ -196,7 +197,7 @@ static int fail_later(struct chat_stream *s, enum error_code code, const char *w
     if (!s->has_pending) {
         s->has_pending = true;
         s->pending = code;
-        snprintf(s->pending_what, sizeof s->pending_what, "%s", what ? what : "");
+        s->pending_what = what ? strdup(what) : NULL;
     }
     return -1;
 }
@@ -381,7 +382,7 @@ static void on_done(void *owner, int code, const char *errbuf)
         s->http_status = provider_status(s->call);
     s->call = NULL; /* freed by the provider after this call */
     if (s->has_pending) {
-        finish_error(s, s->pending, s->pending_what[0] ? s->pending_what : NULL, NULL);
+        finish_error(s, s->pending, s->pending_what, NULL);
         return;
     }
     if (code != CURLE_OK) {
@@ -404,7 +405,7 @@ static void on_done(void *owner, int code, const char *errbuf)
     if (rc == 1 || s->done_marker || s->finish_reason[0] != '\0')
         finish_completed(s);
     else if (s->has_pending)
-        finish_error(s, s->pending, s->pending_what[0] ? s->pending_what : NULL, NULL);
+        finish_error(s, s->pending, s->pending_what, NULL);
     else if (s->sse.events == 0)
         finish_error(s, ERR_UPSTREAM_PROTOCOL_ERROR,
                      "The model provider's answer held no Server-Sent Events", NULL);

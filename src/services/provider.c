@@ -16,6 +16,10 @@
 
 #define POOL_MAX 256         /* idle easy handles kept for reuse */
 #define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
+/* curl allocates this per transfer (16 KiB by default): most of the memory of a
+ * stream. Token events are a few hundred bytes; 4 KiB still takes a burst of
+ * about twenty in one read. */
+#define RECV_BUFFER 4096L
 
 struct sock_ctx {
     struct event ev;
@@ -199,6 +203,7 @@ static CURL *new_easy(struct provider *p)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "chatd/1.0");
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     return e;
 }
 

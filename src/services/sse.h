@@ -26,8 +26,8 @@ struct sse_parser {
     char *data; /* the data of the event being built */
     size_t data_len, data_cap;
     bool has_data; /* a data field was seen (it may be empty) */
-    char type[64];
-    char id[128];
+    char type[32];  /* longer event types are cut (OpenAI streams send none) */
+    char id[64];    /* longer ids are cut */
     bool after_cr;       /* the last byte was \r: a following \n ends nothing */
     bool started;        /* past a leading byte-order mark */
     size_t max_line;     /* longest line or event accepted */
