@@ -31,8 +31,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
             return usage();
-        fprintf(stderr, "chatd: unknown argument \"%s\". chatd takes its settings from the "
-                "environment and .env, not from arguments. Run chatd --help.\n", argv[1]);
+        fprintf(stderr,
+                "chatd: unknown argument \"%s\". chatd takes its settings from the "
+                "environment and .env, not from arguments. Run chatd --help.\n",
+                argv[1]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed client socket is an error return, not a signal */
@@ -48,7 +50,7 @@ int main(int argc, char **argv)
         log_add_secret(cfg.client_keys.items[i]);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "chatd: libcurl failed to start. Its TLS library could not be set up. "
-                "Reinstall libcurl4 and ca-certificates.\n");
+                        "Reinstall libcurl4 and ca-certificates.\n");
         config_free(&cfg);
         return 1;
     }

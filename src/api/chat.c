@@ -29,29 +29,29 @@
 #include "services/sse.h"
 
 #define MAX_UPSTREAM_EVENT (1 << 20) /* one provider event larger than this is an error */
-#define MAX_ERROR_BODY 8192          /* bytes of a provider error body kept for the summary */
+#define MAX_ERROR_BODY     8192      /* bytes of a provider error body kept for the summary */
 
 enum state { ST_WAITING_FIRST_TOKEN, ST_STREAMING, ST_FINISHED };
 
 struct chat_stream {
     struct worker *w;
     struct chat_stream *prev, *next;
-    struct http_conn *conn;      /* NULL once the client is gone */
-    struct provider_call *call;  /* NULL once the transfer ended */
+    struct http_conn *conn;     /* NULL once the client is gone */
+    struct provider_call *call; /* NULL once the transfer ended */
     enum state state;
     char cid[40];
     const char *cors_origin;
-    struct chat_request req;     /* keeps the message for the error summary */
+    struct chat_request req; /* keeps the message for the error summary */
     int64_t start_us, last_progress_us;
-    struct event timer;          /* first-token timeout, then the idle timeout */
+    struct event timer; /* first-token timeout, then the idle timeout */
     struct sse_parser sse;
-    uint64_t sequence;           /* of the next event */
+    uint64_t sequence; /* of the next event */
     bool headers_sent, paused, status_checked, done_marker;
     long http_status;
-    struct buf errbody;          /* a non-2xx response's body */
-    enum error_code pending;     /* an error found inside a curl callback */
+    struct buf errbody;      /* a non-2xx response's body */
+    enum error_code pending; /* an error found inside a curl callback */
     bool has_pending;
-    char *pending_what;          /* its explanation, or NULL (heap: errors are rare) */
+    char *pending_what; /* its explanation, or NULL (heap: errors are rare) */
     char finish_reason[32];
     bool has_usage;
     long long prompt_tokens, completion_tokens, total_tokens;
@@ -179,8 +179,10 @@ static void finish_error(struct chat_stream *s, enum error_code code, const char
     }
     if (code == ERR_TIMEOUT)
         code = ERR_UPSTREAM_TIMEOUT; /* headers already went out: the final event says it */
-    struct stream_final f = { .status = timeout ? "timeout" : "error", .error = code,
-                              .detail = detail, .duration_ms = elapsed_ms(s) };
+    struct stream_final f = { .status = timeout ? "timeout" : "error",
+                              .error = code,
+                              .detail = detail,
+                              .duration_ms = elapsed_ms(s) };
     if (s->conn != NULL) {
         stream_event_final(&s->w->scratch, s->sequence++, s->cid, &f);
         flush_events(s);
@@ -269,8 +271,10 @@ static enum provider_verdict check_status(struct chat_stream *s)
     const char *ct = provider_content_type(s->call);
     if (!is_event_stream(ct)) {
         char what[160];
-        snprintf(what, sizeof what, "The model provider answered with Content-Type \"%.60s\" "
-                 "instead of an event stream", ct);
+        snprintf(what, sizeof what,
+                 "The model provider answered with Content-Type \"%.60s\" "
+                 "instead of an event stream",
+                 ct);
         fail_later(s, ERR_UPSTREAM_PROTOCOL_ERROR, what);
         return PROVIDER_ABORT;
     }
@@ -333,8 +337,8 @@ static void finish_status(struct chat_stream *s, long retry_after)
     char summary[240], what[200], why[400];
     openai_error_summary(s->errbody.p ? s->errbody.p : "", s->errbody.len, s->w->cfg->api_key,
                          s->req.message, s->req.message_len, summary, sizeof summary);
-    size_t n = (size_t)snprintf(what, sizeof what, "The model provider refused the request (HTTP %ld",
-                                s->http_status);
+    size_t n = (size_t)snprintf(what, sizeof what,
+                                "The model provider refused the request (HTTP %ld", s->http_status);
     if (retry_after > 0)
         n += (size_t)snprintf(what + n, sizeof what - n, ", Retry-After: %ld s", retry_after);
     snprintf(what + n, sizeof what - n, ")");
@@ -344,8 +348,7 @@ static void finish_status(struct chat_stream *s, long retry_after)
     error_detail(why, sizeof why, code, "", NULL, ""); /* ". <why>. ." */
     why[strlen(why) - 3] = '\0';
     if (slen > 0)
-        snprintf(why + strlen(why), sizeof why - strlen(why), " (the provider said: %s)",
-                 summary);
+        snprintf(why + strlen(why), sizeof why - strlen(why), " (the provider said: %s)", summary);
     finish_error(s, code, what, why + 2);
 }
 

@@ -22,10 +22,10 @@ struct event_base;
 struct http_conn;
 struct http_server;
 
-#define HTTP_MAX_TARGET 8192         /* request-target bytes; more gets 414 */
-#define HTTP_MAX_HEADER_BYTES 16384  /* all header names and values; more gets 431 */
-#define HTTP_MAX_BODY (64 * 1024)    /* body bytes; more gets 413 */
-#define HTTP_HIGH_WATER (16 * 1024)  /* unsent bytes past which a stream should pause */
+#define HTTP_MAX_TARGET       8192        /* request-target bytes; more gets 414 */
+#define HTTP_MAX_HEADER_BYTES 16384       /* all header names and values; more gets 431 */
+#define HTTP_MAX_BODY         (64 * 1024) /* body bytes; more gets 413 */
+#define HTTP_HIGH_WATER       (16 * 1024) /* unsent bytes past which a stream should pause */
 
 /* A header chatd looks at; others are counted against the limit and dropped. */
 struct http_hval {
@@ -44,18 +44,18 @@ struct http_request {
     size_t path_len;
     size_t path_cap;
     int http_minor;          /* 1.x */
-    bool keep_alive;                /* the client allows another request after this */
-    bool has_body;                  /* Content-Length > 0 or chunked */
-    uint64_t content_length;        /* from the header; 0 when absent or chunked */
+    bool keep_alive;         /* the client allows another request after this */
+    bool has_body;           /* Content-Length > 0 or chunked */
+    uint64_t content_length; /* from the header; 0 when absent or chunked */
     struct http_hval content_type, correlation_id, authorization, origin, expect;
     struct http_hval acr_method, acr_headers; /* Access-Control-Request-* */
-    char *body;                     /* NUL-terminated; owned by the connection */
+    char *body;                               /* NUL-terminated; owned by the connection */
     size_t body_len;
     size_t body_cap;
-    int64_t start_us;               /* monotonic time of the first byte */
+    int64_t start_us; /* monotonic time of the first byte */
     /* The application's per-request scratch, set by it in on_headers. */
-    char cid[40];                   /* correlation id */
-    bool begun;                     /* request_received logged */
+    char cid[40]; /* correlation id */
+    bool begun;   /* request_received logged */
 };
 
 /* Verdicts of on_headers. */
@@ -70,8 +70,7 @@ struct http_handlers {
     /* The request broke a rule of HTTP or a limit before the application could
      * see it whole (status 400, 408, 413, 414 or 431): answer it with http_respond.
      * req holds what was parsed so far. */
-    void (*on_protocol_error)(struct http_conn *c, struct http_request *req, int status,
-                              void *ctx);
+    void (*on_protocol_error)(struct http_conn *c, struct http_request *req, int status, void *ctx);
 };
 
 /* Who owns an asynchronous answer (a chat stream) and wants to hear of the client. */

@@ -97,8 +97,8 @@ void mw_log_error(const char *cid, enum error_code code, const char *detail)
 }
 
 static void respond(struct worker *w, struct http_conn *c, struct http_request *req,
-                    enum metric_route route, int status, const char *content_type,
-                    const char *body, size_t len, const struct http_header *extra, size_t n_extra)
+                    enum metric_route route, int status, const char *content_type, const char *body,
+                    size_t len, const struct http_header *extra, size_t n_extra)
 {
     struct http_header h[MW_MAX_HEADERS + 8];
     size_t n = 0;
@@ -129,8 +129,8 @@ void mw_respond_error(struct worker *w, struct http_conn *c, struct http_request
 }
 
 void mw_respond_ok(struct worker *w, struct http_conn *c, struct http_request *req,
-                   enum metric_route route, int status, const char *content_type,
-                   const char *body, size_t len, const struct http_header *extra, size_t n_extra)
+                   enum metric_route route, int status, const char *content_type, const char *body,
+                   size_t len, const struct http_header *extra, size_t n_extra)
 {
     respond(w, c, req, route, status, content_type, body, len, extra, n_extra);
 }

@@ -49,7 +49,7 @@ void mw_respond_error(struct worker *w, struct http_conn *c, struct http_request
 
 /* Answers 2xx with a body of the given type; logs and counts it. */
 void mw_respond_ok(struct worker *w, struct http_conn *c, struct http_request *req,
-                   enum metric_route route, int status, const char *content_type,
-                   const char *body, size_t len, const struct http_header *extra, size_t n_extra);
+                   enum metric_route route, int status, const char *content_type, const char *body,
+                   size_t len, const struct http_header *extra, size_t n_extra);
 
 #endif

@@ -27,10 +27,10 @@
 #include "core/metrics.h"
 #include "services/provider.h"
 
-#define ACCEPT_BATCH 64
-#define ACCEPT_PAUSE_MS 100
-#define EXIT_CHECK_MS 20
-#define LISTEN_BACKLOG 4096
+#define ACCEPT_BATCH        64
+#define ACCEPT_PAUSE_MS     100
+#define EXIT_CHECK_MS       20
+#define LISTEN_BACKLOG      4096
 #define DRAIN_GRACE_SECONDS 2
 
 /* ---- listening sockets ------------------------------------------------------------- */
@@ -43,14 +43,16 @@ struct listen_addr {
 
 static int resolve(const struct config *cfg, struct listen_addr *a)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_ADDRCONFIG };
     struct addrinfo *res = NULL;
     char port[8];
     snprintf(port, sizeof port, "%d", cfg->port);
     int rc = getaddrinfo(cfg->host, port, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "chatd: HOST=\"%s\" cannot be used: %s. chatd must resolve HOST to a local "
+        fprintf(stderr,
+                "chatd: HOST=\"%s\" cannot be used: %s. chatd must resolve HOST to a local "
                 "address to listen on. Set HOST to an IP address such as 127.0.0.1 or 0.0.0.0.\n",
                 cfg->host, gai_strerror(rc));
         return -1;
@@ -90,14 +92,18 @@ static void format_addr(struct listen_addr *a)
 static void bind_failed(const struct config *cfg, int err)
 {
     if (err == EADDRINUSE)
-        fprintf(stderr, "chatd: port %d on %s is already in use. Another process (perhaps another "
+        fprintf(stderr,
+                "chatd: port %d on %s is already in use. Another process (perhaps another "
                 "chatd) is listening there. Stop that process, or set PORT to a free port.\n",
                 cfg->port, cfg->host);
     else if (err == EACCES)
-        fprintf(stderr, "chatd: not allowed to listen on port %d. Ports below 1024 need extra "
-                "privileges. Set PORT to 1024 or above, such as 8000.\n", cfg->port);
+        fprintf(stderr,
+                "chatd: not allowed to listen on port %d. Ports below 1024 need extra "
+                "privileges. Set PORT to 1024 or above, such as 8000.\n",
+                cfg->port);
     else
-        fprintf(stderr, "chatd: cannot listen on %s port %d: %s. HOST must be an address of this "
+        fprintf(stderr,
+                "chatd: cannot listen on %s port %d: %s. HOST must be an address of this "
                 "machine. Set HOST to 127.0.0.1, 0.0.0.0 or one of this machine's addresses.\n",
                 cfg->host, cfg->port, strerror(err));
 }
@@ -321,9 +327,10 @@ static void warn_at_start(const struct config *cfg, const struct listen_addr *a)
                                      "carry no Authorization header"),
                   LOG_STR("recovery_action", "set OPENAI_API_KEY unless your provider (such as "
                                              "a local llama.cpp or Ollama) needs no key"));
-    bool loopback = a->ss.ss_family == AF_INET
-                        ? (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127
-                        : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    bool loopback =
+        a->ss.ss_family == AF_INET
+            ? (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127
+            : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
     if (!loopback && cfg->client_keys.n == 0)
         log_event(LOG_WARNING, "config_warning", NULL,
                   LOG_STR("message", "listening on a non-loopback address without "
@@ -413,9 +420,11 @@ int server_run(const struct config *cfg)
         int fd = fds[i];
         fds[i] = -1; /* the worker owns it now, even if it fails */
         if (worker_init(&ws[i], i, cfg, m, fd) != 0) {
-            fprintf(stderr, "chatd: cannot start worker %d: out of memory or file descriptors. "
+            fprintf(stderr,
+                    "chatd: cannot start worker %d: out of memory or file descriptors. "
                     "The process could not create its event loop. Lower WORKERS or raise the "
-                    "open-file limit.\n", i);
+                    "open-file limit.\n",
+                    i);
             goto out;
         }
     }
@@ -435,8 +444,10 @@ int server_run(const struct config *cfg)
         wait_for_signals(ws, n, &stopped);
         rc = 0;
     } else {
-        fprintf(stderr, "chatd: cannot start worker thread %d. The system refused a new thread. "
-                "Lower WORKERS or raise the process limits.\n", started);
+        fprintf(stderr,
+                "chatd: cannot start worker thread %d. The system refused a new thread. "
+                "Lower WORKERS or raise the process limits.\n",
+                started);
         uint64_t one = 1;
         for (int i = 0; i < started; i++)
             if (write(ws[i].wake_fd, &one, sizeof one) < 0)

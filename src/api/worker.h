@@ -23,20 +23,20 @@ struct chat_stream;
 struct worker {
     int id;
     const struct config *cfg;
-    struct metrics *metrics;  /* the shared registry (open-stream gate) */
-    struct metrics_shard *m;  /* this worker's counters */
+    struct metrics *metrics; /* the shared registry (open-stream gate) */
+    struct metrics_shard *m; /* this worker's counters */
     struct event_base *base;
     struct http_server *http;
     struct provider *provider;
-    struct chat_stream *streams; /* open streams, for draining */
+    struct chat_stream *streams;      /* open streams, for draining */
     const struct timeval *timeout_tv; /* TIMEOUT_SECONDS as a libevent common timeout */
-    struct buf scratch;       /* events encoded during one callback, then written at once */
+    struct buf scratch;               /* events encoded during one callback, then written at once */
     int listen_fd;
-    int wake_fd;              /* eventfd: main thread asks this worker to drain */
+    int wake_fd; /* eventfd: main thread asks this worker to drain */
     struct event *accept_ev, *resume_ev, *wake_ev, *drain_ev, *exit_ev;
-    _Atomic bool draining;    /* set by the main thread on SIGTERM: refuse new work */
-    bool drain_begun;         /* this loop has closed its listener */
-    bool drain_expired;       /* DRAIN_SECONDS passed; open streams were ended */
+    _Atomic bool draining; /* set by the main thread on SIGTERM: refuse new work */
+    bool drain_begun;      /* this loop has closed its listener */
+    bool drain_expired;    /* DRAIN_SECONDS passed; open streams were ended */
     bool accept_paused;
     pthread_t thread;
 };

@@ -76,7 +76,8 @@ static const char *type_name(const json_t *v)
     return "unknown";
 }
 
-#define MESSAGE_RULE "\"message\" must be a string of 1 to 8000 characters that is not only white space"
+#define MESSAGE_RULE \
+    "\"message\" must be a string of 1 to 8000 characters that is not only white space"
 
 static int check_message(json_t *root, struct chat_request *req, struct chat_request_error *err)
 {
@@ -97,9 +98,8 @@ static int check_message(json_t *root, struct chat_request *req, struct chat_req
         return fail(err, "message", "Write a message and send it again", MESSAGE_RULE,
                     "The field \"message\" contains only white space");
     if (req->message_chars > CHAT_MAX_MESSAGE_CHARS)
-        return fail(err, "message", "Shorten the message to 8000 characters or fewer",
-                    MESSAGE_RULE, "The field \"message\" is too long (%zu characters)",
-                    req->message_chars);
+        return fail(err, "message", "Shorten the message to 8000 characters or fewer", MESSAGE_RULE,
+                    "The field \"message\" is too long (%zu characters)", req->message_chars);
     return 0;
 }
 
@@ -128,8 +128,10 @@ static int check_model(json_t *root, const struct config *cfg, struct chat_reque
         char shown[68];
         size_t n = json_string_length(m);
         snprintf(shown, sizeof shown, "%.*s%s", n > 64 ? 60 : (int)n, name, n > 64 ? "..." : "");
-        return fail(err, "model", "Use one of those models, or leave \"model\" out for the "
-                    "default", allowed, "The model \"%s\" is not available", shown);
+        return fail(err, "model",
+                    "Use one of those models, or leave \"model\" out for the "
+                    "default",
+                    allowed, "The model \"%s\" is not available", shown);
     }
     req->model = name;
     return 0;

@@ -12,12 +12,12 @@ struct config;
 #define CHAT_MAX_MESSAGE_CHARS 8000
 
 struct chat_request {
-    void *root;          /* the parsed body (json_t), owning the strings below */
-    const char *message; /* valid UTF-8, NUL-free */
-    size_t message_len;  /* in bytes */
+    void *root;           /* the parsed body (json_t), owning the strings below */
+    const char *message;  /* valid UTF-8, NUL-free */
+    size_t message_len;   /* in bytes */
     size_t message_chars; /* in Unicode code points */
-    const char *model;   /* the request's model or OPENAI_MODEL */
-    int max_tokens;      /* the request's max_tokens or MAX_TOKENS */
+    const char *model;    /* the request's model or OPENAI_MODEL */
+    int max_tokens;       /* the request's max_tokens or MAX_TOKENS */
 };
 
 struct chat_request_error {

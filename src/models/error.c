@@ -14,115 +14,134 @@ struct entry {
 };
 
 static const struct entry catalogue[ERR_COUNT] = {
-    [ERR_VALIDATION] = { "validation_error", 400, LOG_WARNING,
-        "The request body is not valid",
-        "chatd needs a JSON object with a non-empty \"message\" string",
-        "Fix the request body and send it again" },
-    [ERR_BAD_REQUEST] = { "bad_request", 400, LOG_WARNING,
-        "The request is not valid HTTP/1.1",
-        "chatd could not parse its request line or headers",
-        "Send a well-formed HTTP/1.1 request, such as the curl example in the README" },
+    [ERR_VALIDATION] = { "validation_error", 400, LOG_WARNING, "The request body is not valid",
+                         "chatd needs a JSON object with a non-empty \"message\" string",
+                         "Fix the request body and send it again" },
+    [ERR_BAD_REQUEST] = { "bad_request", 400, LOG_WARNING, "The request is not valid HTTP/1.1",
+                          "chatd could not parse its request line or headers",
+                          "Send a well-formed HTTP/1.1 request, such as the curl example in the "
+                          "README" },
     [ERR_UNAUTHORIZED] = { "unauthorized", 401, LOG_WARNING,
-        "The request has no valid client API key",
-        "This server requires \"Authorization: Bearer <key>\" with one of its CLIENT_API_KEYS",
-        "Send the header with a key from the server's operator" },
-    [ERR_NOT_FOUND] = { "not_found", 404, LOG_INFO,
-        "There is nothing at this path",
-        "chatd serves POST /chat, GET /health and GET /metrics",
-        "Check the URL and send the request to one of those paths" },
+                           "The request has no valid client API key",
+                           "This server requires \"Authorization: Bearer <key>\" with one of its "
+                           "CLIENT_API_KEYS",
+                           "Send the header with a key from the server's operator" },
+    [ERR_NOT_FOUND] = { "not_found", 404, LOG_INFO, "There is nothing at this path",
+                        "chatd serves POST /chat, GET /health and GET /metrics",
+                        "Check the URL and send the request to one of those paths" },
     [ERR_METHOD_NOT_ALLOWED] = { "method_not_allowed", 405, LOG_INFO,
-        "This path does not accept this method",
-        "Each path accepts only the methods listed in the Allow header",
-        "Send the request again with an allowed method" },
+                                 "This path does not accept this method",
+                                 "Each path accepts only the methods listed in the Allow header",
+                                 "Send the request again with an allowed method" },
     [ERR_REQUEST_TIMEOUT] = { "request_timeout", 408, LOG_WARNING,
-        "The request did not arrive in time",
-        "chatd waits CLIENT_TIMEOUT_SECONDS for a whole request so that slow clients cannot hold "
-        "connections",
-        "Send the whole request at once, or raise CLIENT_TIMEOUT_SECONDS on the server" },
+                              "The request did not arrive in time",
+                              "chatd waits CLIENT_TIMEOUT_SECONDS for a whole request so that slow "
+                              "clients cannot hold "
+                              "connections",
+                              "Send the whole request at once, or raise CLIENT_TIMEOUT_SECONDS on "
+                              "the server" },
     [ERR_PAYLOAD_TOO_LARGE] = { "payload_too_large", 413, LOG_WARNING,
-        "The request body is larger than 64 KiB",
-        "chatd accepts bodies of at most 65536 bytes",
-        "Send a shorter message (at most 8000 characters)" },
+                                "The request body is larger than 64 KiB",
+                                "chatd accepts bodies of at most 65536 bytes",
+                                "Send a shorter message (at most 8000 characters)" },
     [ERR_URI_TOO_LONG] = { "uri_too_long", 414, LOG_WARNING,
-        "The request URL is longer than 8192 bytes",
-        "chatd limits URLs so that one request cannot take much memory",
-        "Send the request to /chat without a long query string" },
+                           "The request URL is longer than 8192 bytes",
+                           "chatd limits URLs so that one request cannot take much memory",
+                           "Send the request to /chat without a long query string" },
     [ERR_UNSUPPORTED_MEDIA_TYPE] = { "unsupported_media_type", 415, LOG_WARNING,
-        "The request body is not declared as JSON",
-        "POST /chat needs the header \"Content-Type: application/json\"",
-        "Add that header and send the request again" },
+                                     "The request body is not declared as JSON",
+                                     "POST /chat needs the header \"Content-Type: "
+                                     "application/json\"",
+                                     "Add that header and send the request again" },
     [ERR_HEADERS_TOO_LARGE] = { "headers_too_large", 431, LOG_WARNING,
-        "The request headers are larger than 16 KiB",
-        "chatd limits headers so that one request cannot take much memory",
-        "Send fewer or shorter headers" },
+                                "The request headers are larger than 16 KiB",
+                                "chatd limits headers so that one request cannot take much memory",
+                                "Send fewer or shorter headers" },
     [ERR_OVERLOADED] = { "overloaded", 503, LOG_WARNING,
-        "The server is at its limit of open streams",
-        "MAX_CONCURRENT_STREAMS streams are already open and new ones would slow them all",
-        "Wait for the number of seconds in Retry-After and send the request again" },
-    [ERR_SHUTTING_DOWN] = { "shutting_down", 503, LOG_INFO,
-        "The server is shutting down",
-        "It received a stop signal and lets open streams finish without taking new ones",
-        "Send the request again in a moment; another instance or the restarted one will take it" },
-    [ERR_TIMEOUT] = { "timeout", 504, LOG_ERROR,
-        "The model provider sent no answer in time",
-        "No token arrived within TIMEOUT_SECONDS of the request",
-        "Send the request again later; if it keeps happening, check the provider's status or "
-        "raise TIMEOUT_SECONDS" },
-    [ERR_INTERNAL] = { "internal_error", 500, LOG_ERROR,
-        "The server failed to handle the request",
-        "It ran out of a resource such as memory or file descriptors",
-        "Send the request again; if it keeps happening, tell the server's operator" },
+                         "The server is at its limit of open streams",
+                         "MAX_CONCURRENT_STREAMS streams are already open and new ones would slow "
+                         "them all",
+                         "Wait for the number of seconds in Retry-After and send the request "
+                         "again" },
+    [ERR_SHUTTING_DOWN] = { "shutting_down", 503, LOG_INFO, "The server is shutting down",
+                            "It received a stop signal and lets open streams finish without taking "
+                            "new ones",
+                            "Send the request again in a moment; another instance or the restarted "
+                            "one will take it" },
+    [ERR_TIMEOUT] = { "timeout", 504, LOG_ERROR, "The model provider sent no answer in time",
+                      "No token arrived within TIMEOUT_SECONDS of the request",
+                      "Send the request again later; if it keeps happening, check the provider's "
+                      "status or "
+                      "raise TIMEOUT_SECONDS" },
+    [ERR_INTERNAL] = { "internal_error", 500, LOG_ERROR, "The server failed to handle the request",
+                       "It ran out of a resource such as memory or file descriptors",
+                       "Send the request again; if it keeps happening, tell the server's "
+                       "operator" },
     [ERR_UPSTREAM_UNREACHABLE] = { "upstream_unreachable", 0, LOG_ERROR,
-        "The model provider could not be reached",
-        "The connection to OPENAI_BASE_URL was refused, reset, or its host name did not resolve",
-        "Retry in a moment; if it keeps failing, the server's operator should check "
-        "OPENAI_BASE_URL and that the provider is running" },
+                                   "The model provider could not be reached",
+                                   "The connection to OPENAI_BASE_URL was refused, reset, or its "
+                                   "host name did not resolve",
+                                   "Retry in a moment; if it keeps failing, the server's operator "
+                                   "should check "
+                                   "OPENAI_BASE_URL and that the provider is running" },
     [ERR_UPSTREAM_TLS] = { "upstream_unreachable", 0, LOG_ERROR,
-        "The secure connection to the model provider failed",
-        "Its TLS certificate could not be verified or the TLS handshake failed",
-        "The server's operator should check OPENAI_BASE_URL (https and host name) and the "
-        "system's CA certificates" },
+                           "The secure connection to the model provider failed",
+                           "Its TLS certificate could not be verified or the TLS handshake failed",
+                           "The server's operator should check OPENAI_BASE_URL (https and host "
+                           "name) and the "
+                           "system's CA certificates" },
     [ERR_UPSTREAM_AUTH_FAILED] = { "upstream_auth_failed", 0, LOG_ERROR,
-        "The model provider rejected chatd's credentials",
-        "OPENAI_API_KEY is missing, wrong, revoked, or lacks access to this model",
-        "The server's operator should set a valid OPENAI_API_KEY and restart chatd" },
+                                   "The model provider rejected chatd's credentials",
+                                   "OPENAI_API_KEY is missing, wrong, revoked, or lacks access to "
+                                   "this model",
+                                   "The server's operator should set a valid OPENAI_API_KEY and "
+                                   "restart chatd" },
     [ERR_UPSTREAM_RATE_LIMITED] = { "upstream_rate_limited", 0, LOG_WARNING,
-        "The model provider refused the request (HTTP 429)",
-        "The provider account is over its rate or quota limit",
-        "Wait a few seconds and retry, or check your provider's plan" },
+                                    "The model provider refused the request (HTTP 429)",
+                                    "The provider account is over its rate or quota limit",
+                                    "Wait a few seconds and retry, or check your provider's plan" },
     [ERR_UPSTREAM_BAD_REQUEST] = { "upstream_bad_request", 0, LOG_ERROR,
-        "The model provider rejected the request as invalid",
-        "It did not accept the model, the parameters or the message",
-        "Try another model or a shorter max_tokens; the server's operator can find the "
-        "provider's reason in the logs" },
+                                   "The model provider rejected the request as invalid",
+                                   "It did not accept the model, the parameters or the message",
+                                   "Try another model or a shorter max_tokens; the server's "
+                                   "operator can find the "
+                                   "provider's reason in the logs" },
     [ERR_UPSTREAM_NOT_FOUND] = { "upstream_bad_request", 0, LOG_ERROR,
-        "The model provider answered 404 Not Found",
-        "OPENAI_BASE_URL does not point at an OpenAI-compatible API, or the model does not "
-        "exist there",
-        "The server's operator should check OPENAI_BASE_URL (it usually ends in /v1) and the "
-        "model names in ALLOWED_MODELS" },
-    [ERR_UPSTREAM_ERROR] = { "upstream_error", 0, LOG_ERROR,
-        "The model provider failed to answer",
-        "It returned a server error",
-        "Retry in a moment; if it keeps failing, check the provider's status page" },
+                                 "The model provider answered 404 Not Found",
+                                 "OPENAI_BASE_URL does not point at an OpenAI-compatible API, or "
+                                 "the model does not "
+                                 "exist there",
+                                 "The server's operator should check OPENAI_BASE_URL (it usually "
+                                 "ends in /v1) and the "
+                                 "model names in ALLOWED_MODELS" },
+    [ERR_UPSTREAM_ERROR] = { "upstream_error", 0, LOG_ERROR, "The model provider failed to answer",
+                             "It returned a server error",
+                             "Retry in a moment; if it keeps failing, check the provider's status "
+                             "page" },
     [ERR_UPSTREAM_PROTOCOL_ERROR] = { "upstream_protocol_error", 0, LOG_ERROR,
-        "The model provider's answer could not be read",
-        "It was not an OpenAI-compatible event stream (Server-Sent Events with JSON chunks)",
-        "The server's operator should check that OPENAI_BASE_URL points at an OpenAI-compatible "
-        "API with streaming support" },
+                                      "The model provider's answer could not be read",
+                                      "It was not an OpenAI-compatible event stream (Server-Sent "
+                                      "Events with JSON chunks)",
+                                      "The server's operator should check that OPENAI_BASE_URL "
+                                      "points at an OpenAI-compatible "
+                                      "API with streaming support" },
     [ERR_UPSTREAM_INTERRUPTED] = { "upstream_interrupted", 0, LOG_ERROR,
-        "The model provider's answer stopped before it was complete",
-        "The connection closed before the stream's end marker",
-        "Send the request again; the part already received is incomplete" },
+                                   "The model provider's answer stopped before it was complete",
+                                   "The connection closed before the stream's end marker",
+                                   "Send the request again; the part already received is "
+                                   "incomplete" },
     [ERR_UPSTREAM_TIMEOUT] = { "upstream_timeout", 0, LOG_ERROR,
-        "The model provider stopped sending tokens",
-        "Nothing arrived for TIMEOUT_SECONDS in the middle of the answer",
-        "Send the request again; if it keeps happening, check the provider's status or raise "
-        "TIMEOUT_SECONDS" },
+                               "The model provider stopped sending tokens",
+                               "Nothing arrived for TIMEOUT_SECONDS in the middle of the answer",
+                               "Send the request again; if it keeps happening, check the "
+                               "provider's status or raise "
+                               "TIMEOUT_SECONDS" },
     [ERR_STREAM_SHUTTING_DOWN] = { "shutting_down", 0, LOG_WARNING,
-        "The server stopped this stream because it is shutting down",
-        "It received a stop signal and the DRAIN_SECONDS allowed for open streams ran out",
-        "Send the request again; another instance or the restarted one will answer it" },
+                                   "The server stopped this stream because it is shutting down",
+                                   "It received a stop signal and the DRAIN_SECONDS allowed for "
+                                   "open streams ran out",
+                                   "Send the request again; another instance or the restarted one "
+                                   "will answer it" },
 };
 
 const char *error_code_name(enum error_code code)

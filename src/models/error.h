@@ -12,22 +12,22 @@
 enum error_code {
     /* answered before a stream starts, as a JSON body */
     ERR_VALIDATION,
-    ERR_BAD_REQUEST,      /* not HTTP/1.1 we can parse */
+    ERR_BAD_REQUEST, /* not HTTP/1.1 we can parse */
     ERR_UNAUTHORIZED,
     ERR_NOT_FOUND,
     ERR_METHOD_NOT_ALLOWED,
-    ERR_REQUEST_TIMEOUT,  /* 408: the client was too slow to send its request */
+    ERR_REQUEST_TIMEOUT, /* 408: the client was too slow to send its request */
     ERR_PAYLOAD_TOO_LARGE,
     ERR_URI_TOO_LONG,
     ERR_UNSUPPORTED_MEDIA_TYPE,
     ERR_HEADERS_TOO_LARGE,
     ERR_OVERLOADED,
     ERR_SHUTTING_DOWN,
-    ERR_TIMEOUT,          /* 504: no first token in TIMEOUT_SECONDS */
+    ERR_TIMEOUT, /* 504: no first token in TIMEOUT_SECONDS */
     ERR_INTERNAL,
     /* reported in a stream's final event */
     ERR_UPSTREAM_UNREACHABLE,
-    ERR_UPSTREAM_TLS,     /* code upstream_unreachable, with a TLS explanation */
+    ERR_UPSTREAM_TLS, /* code upstream_unreachable, with a TLS explanation */
     ERR_UPSTREAM_AUTH_FAILED,
     ERR_UPSTREAM_RATE_LIMITED,
     ERR_UPSTREAM_BAD_REQUEST,

@@ -21,8 +21,8 @@ struct stream_final {
     const char *finish_reason; /* completed: the provider's, NULL for null */
     bool has_usage;            /* completed: the provider sent usage */
     long long prompt_tokens, completion_tokens, total_tokens;
-    enum error_code error;     /* error/timeout: the catalogue code */
-    const char *detail;        /* error/timeout: the three-part text */
+    enum error_code error; /* error/timeout: the catalogue code */
+    const char *detail;    /* error/timeout: the three-part text */
     int64_t duration_ms;
 };
 

@@ -10,8 +10,8 @@
 #include "core/jscan.h"
 #include "core/jsonw.h"
 
-int openai_request_body(struct buf *out, const char *model, const char *message,
-                        size_t message_len, int max_tokens)
+int openai_request_body(struct buf *out, const char *model, const char *message, size_t message_len,
+                        int max_tokens)
 {
     int rc = 0;
     rc |= buf_append_str(out, "{\"model\":\"");
@@ -87,9 +87,10 @@ static int scan_usage(struct jscan *s, struct openai_chunk *out)
     struct jstr key;
     int rc;
     while ((rc = jscan_member(s, &first, &key)) == 1) {
-        long long *dst = jstr_is(&key, "prompt_tokens") ? &out->prompt_tokens
+        long long *dst = jstr_is(&key, "prompt_tokens")       ? &out->prompt_tokens
                          : jstr_is(&key, "completion_tokens") ? &out->completion_tokens
-                         : jstr_is(&key, "total_tokens") ? &out->total_tokens : NULL;
+                         : jstr_is(&key, "total_tokens")      ? &out->total_tokens
+                                                              : NULL;
         char c0 = jscan_peek(s);
         if (dst == NULL || !(c0 == '-' || (c0 >= '0' && c0 <= '9'))) {
             if (jscan_skip(s) != 0)
@@ -271,8 +272,8 @@ static bool quotes_message(const char *s, size_t len, const char *msg, size_t ml
     return false;
 }
 
-size_t openai_error_summary(const char *body, size_t len, const char *api_key,
-                            const char *message, size_t message_len, char *out, size_t outlen)
+size_t openai_error_summary(const char *body, size_t len, const char *api_key, const char *message,
+                            size_t message_len, char *out, size_t outlen)
 {
     if (outlen == 0)
         return 0;

@@ -11,8 +11,8 @@ struct buf;
 /* Appends the JSON request for a streamed completion of one user message:
  * model, messages, max_tokens, stream, stream_options.include_usage.
  * Returns 0 or -ENOMEM. */
-int openai_request_body(struct buf *out, const char *model, const char *message,
-                        size_t message_len, int max_tokens);
+int openai_request_body(struct buf *out, const char *model, const char *message, size_t message_len,
+                        int max_tokens);
 
 /* One `data:` payload of the stream, as far as chatd uses it. Nothing is
  * allocated: strings point into the parsed text. */
@@ -21,11 +21,11 @@ struct openai_chunk {
                                * inside of a JSON string, escapes kept, ready to copy
                                * into another JSON string; NULL when absent, null or "" */
     size_t content_json_len;
-    char finish_reason[32];   /* choices[0].finish_reason decoded; "" when absent or null */
+    char finish_reason[32]; /* choices[0].finish_reason decoded; "" when absent or null */
     bool has_usage;
     long long prompt_tokens, completion_tokens, total_tokens;
-    bool is_error;            /* the chunk is {"error": …}: summarize it with
-                               * openai_error_summary */
+    bool is_error; /* the chunk is {"error": …}: summarize it with
+                    * openai_error_summary */
 };
 
 /* Parses one chunk (the whole text is validated as JSON). Returns 0, or -EINVAL
@@ -39,7 +39,7 @@ int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out);
  * and anything resembling a secret key replaced by REDACTED, and nothing when
  * it quotes the user's message. Writes "" when there is nothing safe to say.
  * Returns the length written. */
-size_t openai_error_summary(const char *body, size_t len, const char *api_key,
-                            const char *message, size_t message_len, char *out, size_t outlen);
+size_t openai_error_summary(const char *body, size_t len, const char *api_key, const char *message,
+                            size_t message_len, char *out, size_t outlen);
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "core/config.h"
 
-#define POOL_MAX 256         /* idle easy handles kept for reuse */
+#define POOL_MAX         256  /* idle easy handles kept for reuse */
 #define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
 /* curl allocates this per transfer (16 KiB by default): most of the memory of a
  * stream. Token events are a few hundred bytes; 4 KiB still takes a burst of
@@ -56,7 +56,8 @@ static void check_done(struct provider *p);
 static void on_sock_event(evutil_socket_t fd, short what, void *arg)
 {
     struct provider *p = arg;
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int flags =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(p->multi, fd, flags, &running);
     check_done(p);

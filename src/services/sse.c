@@ -131,7 +131,7 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_event
         int rc;
         if (p->line_len + (j - i) > p->max_line)
             return -E2BIG; /* the same verdict however the bytes were split */
-        if (j == len) { /* no line end yet: keep the piece */
+        if (j == len) {    /* no line end yet: keep the piece */
             if ((rc = reserve(&p->line, &p->line_cap, p->line_len, j - i, p->max_line)) != 0)
                 return rc;
             memcpy(p->line + p->line_len, buf + i, j - i);

@@ -25,14 +25,14 @@ struct sse_parser {
     size_t line_len, line_cap;
     char *data; /* the data of the event being built */
     size_t data_len, data_cap;
-    bool has_data; /* a data field was seen (it may be empty) */
-    char type[32];  /* longer event types are cut (OpenAI streams send none) */
-    char id[64];    /* longer ids are cut */
-    bool after_cr;       /* the last byte was \r: a following \n ends nothing */
-    bool started;        /* past a leading byte-order mark */
-    size_t max_line;     /* longest line or event accepted */
-    unsigned unknown;    /* lines with a field name SSE does not define */
-    size_t events;       /* events dispatched */
+    bool has_data;    /* a data field was seen (it may be empty) */
+    char type[32];    /* longer event types are cut (OpenAI streams send none) */
+    char id[64];      /* longer ids are cut */
+    bool after_cr;    /* the last byte was \r: a following \n ends nothing */
+    bool started;     /* past a leading byte-order mark */
+    size_t max_line;  /* longest line or event accepted */
+    unsigned unknown; /* lines with a field name SSE does not define */
+    size_t events;    /* events dispatched */
 };
 
 /* Prepares a parser that refuses lines or events longer than max_bytes. */

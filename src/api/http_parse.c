@@ -1,0 +1,194 @@
+/* http_parse: the http-parser callbacks that turn bytes into a struct
+ * http_request, enforcing the limits (414, 431, 413) as they go. Part of the
+ * http module (http.h); the connection side is http.c. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "api/http_internal.h"
+
+static struct http_conn *conn_of(http_parser *p)
+{
+    return p->data;
+}
+
+static int reject(struct http_conn *c, int status)
+{
+    c->reject_status = status;
+    return -1; /* any callback stops http_parser_execute with an error this way (for
+                * on_headers_complete, 1 and 2 would mean "skip body" and "upgrade") */
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct http_conn *c = conn_of(p);
+    c->header_bytes = 0;
+    c->in_value = false;
+    c->hname_len = 0;
+    c->cur = NULL;
+    c->reject_status = 0;
+    c->answered_early = false;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_request *r = conn_of(p)->req;
+    if (r->path_len + len > HTTP_MAX_TARGET)
+        return reject(conn_of(p), 414);
+    if (r->path_len + len + 1 > r->path_cap) {
+        size_t cap = r->path_cap ? r->path_cap : 64;
+        while (cap < r->path_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(r->path, cap);
+        if (grown == NULL)
+            return reject(conn_of(p), 400);
+        r->path = grown;
+        r->path_cap = cap;
+    }
+    memcpy(r->path + r->path_len, at, len);
+    r->path_len += len;
+    r->path[r->path_len] = '\0';
+    return 0;
+}
+
+static struct http_hval *interesting(struct http_request *r, const char *name, size_t len)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } known[] = {
+        { "content-type", offsetof(struct http_request, content_type) },
+        { "x-correlation-id", offsetof(struct http_request, correlation_id) },
+        { "authorization", offsetof(struct http_request, authorization) },
+        { "origin", offsetof(struct http_request, origin) },
+        { "expect", offsetof(struct http_request, expect) },
+        { "access-control-request-method", offsetof(struct http_request, acr_method) },
+        { "access-control-request-headers", offsetof(struct http_request, acr_headers) },
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i].name) == len && strncasecmp(known[i].name, name, len) == 0)
+            return (struct http_hval *)((char *)r + known[i].off);
+    return NULL;
+}
+
+static int count_header_bytes(struct http_conn *c, size_t len)
+{
+    c->header_bytes += len;
+    return c->header_bytes > HTTP_MAX_HEADER_BYTES ? reject(c, 431) : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = conn_of(p);
+    if (c->in_value) { /* a new header begins */
+        c->in_value = false;
+        c->hname_len = 0;
+    }
+    if (c->hname_len + len < sizeof c->hname)
+        memcpy(c->hname + c->hname_len, at, len);
+    c->hname_len += len; /* past sizeof hname: a name we do not look at */
+    return count_header_bytes(c, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = conn_of(p);
+    if (!c->in_value) { /* the name is complete */
+        c->in_value = true;
+        c->cur =
+            c->hname_len < sizeof c->hname ? interesting(c->req, c->hname, c->hname_len) : NULL;
+        if (c->cur != NULL) {
+            if (c->cur->present)
+                c->cur->invalid = true; /* sent twice: trust neither */
+            c->cur->present = true;
+            c->cur->len = 0;
+        }
+    }
+    struct http_hval *h = c->cur;
+    if (h != NULL) {
+        if (h->len + len >= sizeof h->v) {
+            h->invalid = true;
+        } else {
+            memcpy(h->v + h->len, at, len);
+            h->len += len;
+            h->v[h->len] = '\0';
+        }
+    }
+    return count_header_bytes(c, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_conn *c = conn_of(p);
+    struct http_request *r = c->req;
+    r->method = p->method;
+    r->method_name = http_method_str((enum http_method)p->method);
+    r->http_minor = p->http_minor;
+    r->keep_alive = http_should_keep_alive(p) != 0;
+    /* content_length is ULLONG_MAX, not 0, when the header is absent */
+    r->content_length = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
+    r->has_body = (p->flags & F_CHUNKED) || r->content_length > 0;
+    if (r->path == NULL && on_url(p, "", 0) != 0)
+        return 1;
+    char *q = memchr(r->path, '?', r->path_len);
+    if (q != NULL) {
+        *q = '\0';
+        r->path_len = (size_t)(q - r->path);
+    }
+    if (r->content_length > HTTP_MAX_BODY)
+        return reject(c, 413);
+    if (c->srv->h.on_headers(c, r, c->srv->ctx) == HTTP_ANSWERED) {
+        c->answered_early = true;
+        return reject(c, 0);
+    }
+    if (r->has_body && r->expect.present && strcasecmp(r->expect.v, "100-continue") == 0) {
+        evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        http_conn_flush(c);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = conn_of(p);
+    struct http_request *r = c->req;
+    if (r->body_len + len > HTTP_MAX_BODY)
+        return reject(c, 413);
+    if (r->body_len + len + 1 > r->body_cap) {
+        /* Grow to the announced length at once, else by doubling: a slow client
+         * holds only what it has sent. */
+        size_t cap = r->content_length ? (size_t)r->content_length + 1 : 1024;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(r->body, cap);
+        if (grown == NULL)
+            return reject(c, 400);
+        r->body = grown;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, at, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+void http_parse_settings(http_parser_settings *settings)
+{
+    memset(settings, 0, sizeof *settings);
+    settings->on_message_begin = on_message_begin;
+    settings->on_url = on_url;
+    settings->on_header_field = on_header_field;
+    settings->on_header_value = on_header_value;
+    settings->on_headers_complete = on_headers_complete;
+    settings->on_body = on_body;
+    settings->on_message_complete = on_message_complete;
+}
