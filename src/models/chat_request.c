@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/jscan.h"
 
 size_t chat_utf8_chars(const char *s, size_t len)
 {
@@ -159,7 +160,8 @@ static int check_max_tokens(json_t *root, const struct config *cfg, struct chat_
     if (json_is_integer(t))
         v = (double)json_integer_value(t);
     else if (ints_as_reals && json_is_real(t) && integral(json_real_value(t)))
-        v = json_real_value(t); /* a real only because the body held an integer past 64 bits */
+        v = json_real_value(t); /* a real only because the body held an integer past 64
+                                 * bits; the caller checked it was written as one */
     else
         return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %s, not an integer",
                     type_name(t));
@@ -168,6 +170,30 @@ static int check_max_tokens(json_t *root, const struct config *cfg, struct chat_
                     v);
     req->max_tokens = (int)v;
     return 0;
+}
+
+/* Whether the top-level "max_tokens" of a valid JSON body is written as an
+ * integer literal (no fraction, no exponent), read from the text itself. */
+static bool max_tokens_written_as_integer(const char *body, size_t len)
+{
+    struct jscan s;
+    struct jstr key;
+    bool first = true, integer = false;
+    jscan_init(&s, body, len);
+    if (jscan_peek(&s) != '{')
+        return false;
+    while (jscan_member(&s, &first, &key) == 1) {
+        char c = jscan_peek(&s);
+        const char *start = s.p;
+        if (jscan_skip(&s) != 0)
+            return false;
+        if (jstr_is(&key, "max_tokens"))
+            integer = (c == '-' || (c >= '0' && c <= '9')) &&
+                      !memchr(start, '.', (size_t)(s.p - start)) &&
+                      !memchr(start, 'e', (size_t)(s.p - start)) &&
+                      !memchr(start, 'E', (size_t)(s.p - start));
+    }
+    return integer;
 }
 
 int chat_request_parse(const char *body, size_t len, const struct config *cfg,
@@ -184,9 +210,10 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
     bool ints_as_reals = false;
     if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
         /* An integer past 64 bits is still JSON: read numbers as reals so an
-         * unknown field holding one is ignored and max_tokens gets a range error. */
+         * unknown field holding one is ignored and max_tokens gets a range error,
+         * but keep "max_tokens": 5.0 refused, as it is without the big number. */
         root = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
-        ints_as_reals = true;
+        ints_as_reals = max_tokens_written_as_integer(body, len);
     }
     int rc;
     if (root == NULL) /* jerr.text may quote the body, so only the position is told */

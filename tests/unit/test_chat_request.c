@@ -50,6 +50,8 @@ static void check_refusal(const char *body, size_t len, const char *field, const
     struct chat_request_error err;
     memset(&err, 0, sizeof err);
     int rc = chat_request_parse(body, len, &g_cfg, &req, &err);
+    if (rc == 0)
+        chat_request_free(&req); /* nothing leaks when the test fails */
     if (rc != -EINVAL)
         fail_msg("accepted (rc %d): %.200s", rc, body);
     assert_null(req.root);
@@ -259,13 +261,67 @@ static void test_max_tokens_rules(void **state)
     }
 }
 
+static void test_unknown_field_with_huge_number_ignored(void **state)
+{
+    (void)state;
+    /* Valid JSON, and unknown fields are ignored whatever their value: a 64-bit
+     * random seed must not make the body "not valid JSON". */
+    struct chat_request req;
+    struct chat_request_error err;
+    const char *body = "{\"message\":\"hi\",\"seed\":18446744073709551615}";
+    if (chat_request_parse(body, strlen(body), &g_cfg, &req, &err) != 0)
+        fail_msg("refused: %s", err.what);
+    assert_string_equal(req.message, "hi");
+    chat_request_free(&req);
+}
+
 static void test_max_tokens_too_big_for_integer(void **state)
 {
     (void)state;
     /* Valid JSON whose integer does not fit in 64 bits is still a max_tokens out
      * of range, and the error must say so. */
-    refused("{\"message\":\"" MARK "\",\"max_tokens\":99999999999999999999}", "max_tokens",
-            "\"max_tokens\"");
+    static const char *const values[] = {
+        "99999999999999999999", "9223372036854775808",   "18446744073709551616",
+        "-9223372036854775809", "-99999999999999999999", "123456789012345678901234567890123456789",
+    };
+    for (size_t i = 0; i < N_ELEMS(values); i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"message\":\"" MARK "\",\"max_tokens\":%s}", values[i]);
+        refused(body, "max_tokens", "out of range");
+    }
+}
+
+static void test_huge_number_elsewhere_changes_nothing(void **state)
+{
+    (void)state;
+    /* An integer past 64 bits in a field chatd ignores must not change how
+     * max_tokens is judged: a fraction or an exponent is still not an integer. */
+    static const struct {
+        const char *value, *what;
+    } cases[] = {
+        { "5.0", "a number with a fraction, not an integer" },
+        { "1e2", "a number with a fraction, not an integer" },
+        { "2.5", "a number with a fraction, not an integer" },
+        { "0", "0, out of range" },
+        { "2000", "2000, out of range" },
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"message\":\"" MARK "\",\"max_tokens\":%s}", cases[i].value);
+        refused(body, "max_tokens", cases[i].what);
+        snprintf(body, sizeof body,
+                 "{\"seed\":18446744073709551616,\"message\":\"" MARK "\",\"max_tokens\":%s}",
+                 cases[i].value);
+        refused(body, "max_tokens", cases[i].what);
+    }
+    /* And a valid max_tokens stays an integer. */
+    struct chat_request req;
+    struct chat_request_error err;
+    const char *body = "{\"message\":\"hi\",\"seed\":-18446744073709551616,\"max_tokens\":7}";
+    if (chat_request_parse(body, strlen(body), &g_cfg, &req, &err) != 0)
+        fail_msg("refused: %s", err.what);
+    assert_int_equal(req.max_tokens, 7);
+    chat_request_free(&req);
 }
 
 /* Parses an accepted body; the caller frees req. */
@@ -380,6 +436,8 @@ int main(void)
         cmocka_unit_test(test_long_model_name_shortened),
         cmocka_unit_test(test_max_tokens_rules),
         cmocka_unit_test(test_max_tokens_too_big_for_integer),
+        cmocka_unit_test(test_huge_number_elsewhere_changes_nothing),
+        cmocka_unit_test(test_unknown_field_with_huge_number_ignored),
         cmocka_unit_test(test_valid_requests),
         cmocka_unit_test(test_unknown_fields_ignored),
         cmocka_unit_test(test_utf8_chars),

@@ -66,26 +66,117 @@ static void test_request_body_uses_length(void **state)
 
 /* ---- openai_chunk_parse ------------------------------------------------------------- */
 
+/* Parses s from a heap block of exactly its length (ASan sees any read past it),
+ * after filling *c with garbage that the parser must overwrite. The block is
+ * kept in *text (the chunk points into it); the caller frees it. */
+static int parse_keep(const char *s, size_t len, struct openai_chunk *c, char **text)
+{
+    *text = malloc(len ? len : 1);
+    assert_non_null(*text);
+    memcpy(*text, s, len);
+    memset(c, 0xa5, sizeof *c);
+    return openai_chunk_parse(*text, len, c);
+}
+
 static int parse(const char *s, struct openai_chunk *c)
 {
-    return openai_chunk_parse(s, strlen(s), c);
+    char *text;
+    int rc = parse_keep(s, strlen(s), c, &text);
+    free(text);
+    return rc; /* c's pointers are dangling now: only lengths and flags may be read */
+}
+
+/* Checks that c's content is exactly want (still escaped) and lies inside text. */
+static void assert_content(const struct openai_chunk *c, const char *text, size_t len,
+                           const char *want)
+{
+    assert_non_null(c->content_json);
+    if (c->content_json_len != strlen(want) || memcmp(c->content_json, want, strlen(want)) != 0)
+        fail_msg("content_json \"%.*s\", want \"%s\"", (int)c->content_json_len, c->content_json,
+                 want);
+    assert_true(c->content_json >= text && c->content_json + c->content_json_len <= text + len);
+}
+
+/* The content decoded the way a client will: inside quotes, by jansson. */
+static void assert_content_decodes_to(const struct openai_chunk *c, const char *want,
+                                      size_t want_len)
+{
+    struct buf doc = { 0 };
+    buf_append(&doc, "\"", 1);
+    buf_append(&doc, c->content_json, c->content_json_len);
+    buf_append(&doc, "\"", 1);
+    json_t *v = unit_json(doc.p, doc.len);
+    assert_int_equal(json_string_length(v), want_len);
+    assert_memory_equal(json_string_value(v), want, want_len);
+    json_decref(v);
+    buf_free(&doc);
 }
 
 static void test_chunk_content(void **state)
 {
     (void)state;
+    const char *s = "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                    "\"Gr\\u00fc\\u00df \\ud83c\\udf0d\"},\"finish_reason\":null}]}";
     struct openai_chunk c;
-    assert_int_equal(parse("{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
-                           "\"Gr\\u00fc\\u00df \\ud83c\\udf0d\"},\"finish_reason\":null}]}",
-                           &c),
-                     0);
-    assert_int_equal(c.content_len, strlen("Gr\xc3\xbc\xc3\x9f \xf0\x9f\x8c\x8d"));
-    assert_memory_equal(c.content, "Gr\xc3\xbc\xc3\x9f \xf0\x9f\x8c\x8d", c.content_len);
-    assert_null(c.finish_reason);
+    char *text;
+    assert_int_equal(parse_keep(s, strlen(s), &c, &text), 0);
+    assert_content(&c, text, strlen(s), "Gr\\u00fc\\u00df \\ud83c\\udf0d");
+    assert_content_decodes_to(&c, "Gr\xc3\xbc\xc3\x9f \xf0\x9f\x8c\x8d", 11);
+    assert_string_equal(c.finish_reason, "");
     assert_false(c.has_usage);
     assert_false(c.is_error);
-    openai_chunk_free(&c);
-    assert_null(c.root);
+    free(text);
+}
+
+static void test_chunk_content_stays_escaped(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json_content; /* as written between the quotes */
+        const char *decoded;
+        size_t decoded_len;
+    } cases[] = {
+#define DECODED(s) s, sizeof(s) - 1
+        { "a\\\"b\\u00e9", DECODED("a\"b\xc3\xa9") },
+        { "line\\nbreak\\ttab\\\\", DECODED("line\nbreak\ttab\\") },
+        { "\\/slash\\/", DECODED("/slash/") },
+        { "caf\xc3\xa9 \xe4\xb8\x96", DECODED("caf\xc3\xa9 \xe4\xb8\x96") },
+        { "\\u0000nul", DECODED("\0nul") },
+        { "<\\u003cscript>", DECODED("<<script>") },
+        { " ", DECODED(" ") },
+#undef DECODED
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct buf s = { 0 };
+        buf_append_str(&s, "{\"choices\":[{\"delta\":{\"content\":\"");
+        buf_append_str(&s, cases[i].json_content);
+        buf_append_str(&s, "\"}}]}");
+        struct openai_chunk c;
+        char *text;
+        if (parse_keep(s.p, s.len, &c, &text) != 0)
+            fail_msg("refused: %s", s.p);
+        assert_content(&c, text, s.len, cases[i].json_content);
+        assert_content_decodes_to(&c, cases[i].decoded, cases[i].decoded_len);
+        free(text);
+        buf_free(&s);
+    }
+}
+
+static void test_chunk_escaped_keys(void **state)
+{
+    (void)state;
+    /* Keys are compared by their decoded value. */
+    const char *s = "{\"ch\\u006fices\":[{\"d\\u0065lta\":{\"c\\u006fntent\":\"x\"},"
+                    "\"finish_re\\u0061son\":\"st\\u006fp\"}],\"us\\u0061ge\":{"
+                    "\"prompt_t\\u006fkens\":1,\"completion_tokens\":2}}";
+    struct openai_chunk c;
+    char *text;
+    assert_int_equal(parse_keep(s, strlen(s), &c, &text), 0);
+    assert_content(&c, text, strlen(s), "x");
+    assert_string_equal(c.finish_reason, "stop"); /* decoded */
+    assert_true(c.has_usage);
+    assert_int_equal(c.total_tokens, 3);
+    free(text);
 }
 
 static void test_chunk_role_and_empty_content(void **state)
@@ -97,32 +188,65 @@ static void test_chunk_role_and_empty_content(void **state)
         "{\"choices\":[{\"delta\":{}}]}",
         "{\"choices\":[{\"delta\":null}]}",
         "{\"choices\":[{}]}",
+        "{\"choices\":[]}",
         "{\"choices\":null}",
         "{}",
+        " \r\n\t{ } \n",
     };
     for (size_t i = 0; i < N_ELEMS(chunks); i++) {
         struct openai_chunk c;
         if (parse(chunks[i], &c) != 0)
             fail_msg("refused: %s", chunks[i]);
-        assert_null(c.content);
-        assert_int_equal(c.content_len, 0);
-        assert_null(c.finish_reason);
-        openai_chunk_free(&c);
+        assert_null(c.content_json);
+        assert_int_equal(c.content_json_len, 0);
+        assert_string_equal(c.finish_reason, "");
+        assert_false(c.has_usage);
+        assert_false(c.is_error);
     }
+}
+
+static void test_chunk_only_first_choice(void **state)
+{
+    (void)state;
+    const char *s = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}},"
+                    "{\"index\":1,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]}";
+    struct openai_chunk c;
+    char *text;
+    assert_int_equal(parse_keep(s, strlen(s), &c, &text), 0);
+    assert_content(&c, text, strlen(s), "a");
+    assert_string_equal(c.finish_reason, "");
+    free(text);
 }
 
 static void test_chunk_finish(void **state)
 {
     (void)state;
-    struct openai_chunk c;
-    assert_int_equal(parse("{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],"
-                           "\"usage\":null}",
-                           &c),
-                     0);
-    assert_string_equal(c.finish_reason, "length");
-    assert_null(c.content);
-    assert_false(c.has_usage);
-    openai_chunk_free(&c);
+    static const struct {
+        const char *value, *want;
+    } cases[] = {
+        { "\"length\"", "length" },
+        { "\"stop\"", "stop" },
+        { "\"content_filter\"", "content_filter" },
+        { "\"st\\u006fp\"", "stop" },
+        { "\"tool_calls\"", "tool_calls" },
+        { "null", "" },
+        { "\"\"", "" },
+        /* Longer than the field: cut to 31 bytes, on a character boundary. */
+        { "\"0123456789012345678901234567890123456789\"", "0123456789012345678901234567890" },
+        { "\"012345678901234567890123456789\xc3\xa9\"", "012345678901234567890123456789" },
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        char s[256];
+        snprintf(s, sizeof s,
+                 "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":%s}],\"usage\":null}",
+                 cases[i].value);
+        struct openai_chunk c;
+        if (parse(s, &c) != 0)
+            fail_msg("refused: %s", s);
+        assert_string_equal(c.finish_reason, cases[i].want);
+        assert_null(c.content_json);
+        assert_false(c.has_usage);
+    }
 }
 
 static void test_chunk_usage(void **state)
@@ -137,74 +261,149 @@ static void test_chunk_usage(void **state)
     assert_int_equal(c.prompt_tokens, 9);
     assert_int_equal(c.completion_tokens, 4);
     assert_int_equal(c.total_tokens, 13);
-    assert_null(c.content);
-    openai_chunk_free(&c);
+    assert_null(c.content_json);
 
-    /* Without total_tokens, the total is the sum; without the counts, no usage. */
+    /* Without total_tokens, the total is the sum. */
     assert_int_equal(parse("{\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}", &c), 0);
     assert_true(c.has_usage);
+    assert_int_equal(c.prompt_tokens, 2);
+    assert_int_equal(c.completion_tokens, 3);
     assert_int_equal(c.total_tokens, 5);
-    openai_chunk_free(&c);
-    assert_int_equal(parse("{\"usage\":{\"prompt_tokens\":\"2\",\"completion_tokens\":3}}", &c), 0);
-    assert_false(c.has_usage);
-    openai_chunk_free(&c);
+
+    /* Large counts that fit. */
+    assert_int_equal(parse("{\"usage\":{\"prompt_tokens\":123456789012,\"completion_tokens\":0,"
+                           "\"total_tokens\":123456789012}}",
+                           &c),
+                     0);
+    assert_true(c.has_usage);
+    assert_int_equal(c.prompt_tokens, 123456789012LL);
+    assert_int_equal(c.completion_tokens, 0);
+
+    /* Counts that are missing, not integers, or past what chatd reads: valid
+     * chunks, but no usage to report. */
+    static const char *const no_usage[] = {
+        "{\"usage\":null}",
+        "{\"usage\":{}}",
+        "{\"usage\":5}",
+        "{\"usage\":[1,2]}",
+        "{\"usage\":{\"prompt_tokens\":2}}",
+        "{\"usage\":{\"completion_tokens\":3}}",
+        "{\"usage\":{\"prompt_tokens\":\"2\",\"completion_tokens\":3}}",
+        "{\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":null}}",
+        "{\"usage\":{\"prompt_tokens\":2.5,\"completion_tokens\":3}}",
+        "{\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3e0}}",
+        "{\"usage\":{\"prompt_tokens\":99999999999999999999,\"completion_tokens\":3}}",
+    };
+    for (size_t i = 0; i < N_ELEMS(no_usage); i++) {
+        if (parse(no_usage[i], &c) != 0)
+            fail_msg("refused: %s", no_usage[i]);
+        if (c.has_usage)
+            fail_msg("usage read from %s", no_usage[i]);
+    }
 }
 
 static void test_chunk_error(void **state)
 {
     (void)state;
+    /* The chunk only says it is an error; the caller summarizes the whole chunk. */
     static const struct {
-        const char *json, *message;
+        const char *json, *summary;
     } cases[] = {
         { "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\"}}",
           "Rate limit reached" },
         { "{\"error\":\"overloaded\"}", "overloaded" },
-        { "{\"error\":{\"code\":500}}", NULL },
+        { "{\"error\":{\"code\":500}}", "" },
         { "{\"error\":true,\"message\":\"boom\"}", "boom" },
+        { "{\"error\":{\"message\":\"bad key " API_KEY "\"}}", "bad key REDACTED" },
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
         struct openai_chunk c;
-        assert_int_equal(parse(cases[i].json, &c), 0);
+        if (parse(cases[i].json, &c) != 0)
+            fail_msg("refused: %s", cases[i].json);
         assert_true(c.is_error);
-        if (cases[i].message == NULL)
-            assert_null(c.error_message);
-        else
-            assert_string_equal(c.error_message, cases[i].message);
-        openai_chunk_free(&c);
+        assert_null(c.content_json);
+        char out[240];
+        openai_error_summary(cases[i].json, strlen(cases[i].json), API_KEY, NULL, 0, out,
+                             sizeof out);
+        if (strcmp(out, cases[i].summary) != 0)
+            fail_msg("%s: summary \"%s\", want \"%s\"", cases[i].json, out, cases[i].summary);
     }
     struct openai_chunk c;
     assert_int_equal(parse("{\"error\":null,\"choices\":[]}", &c), 0);
     assert_false(c.is_error);
-    openai_chunk_free(&c);
+    assert_int_equal(parse("{\"choices\":[{\"delta\":{\"content\":\"error\"}}]}", &c), 0);
+    assert_false(c.is_error);
 }
 
 static void test_chunk_wrong_types(void **state)
 {
     (void)state;
-    static const char *const bad[] = {
-        "",
-        "not json",
-        "[DONE]",
-        "[]",
-        "\"text\"",
-        "{\"choices\":{}}",
-        "{\"choices\":\"x\"}",
-        "{\"choices\":[1]}",
-        "{\"choices\":[null]}",
-        "{\"choices\":[{\"delta\":\"text\"}]}",
-        "{\"choices\":[{\"delta\":[]}]}",
-        "{\"choices\":[{\"delta\":{\"content\":5}}]}",
-        "{\"choices\":[{\"delta\":{\"content\":[\"a\"]}}]}",
-        "{\"choices\":[{\"delta\":{},\"finish_reason\":1}]}",
-        "{\"choices\":[{\"delta\":{},\"finish_reason\":{}}]}",
-        "{\"choices\":[{\"delta\":{\"content\":\"a\"}}]} trailing",
+    static const struct {
+        const char *text;
+        size_t len; /* 0: strlen */
+    } bad[] = {
+        { "", 0 },
+        { " ", 0 },
+        { "not json", 0 },
+        { "[DONE]", 0 },
+        { "[]", 0 },
+        { "\"text\"", 0 },
+        { "null", 0 },
+        { "42", 0 },
+        /* known fields of the wrong type */
+        { "{\"choices\":{}}", 0 },
+        { "{\"choices\":\"x\"}", 0 },
+        { "{\"choices\":[1]}", 0 },
+        { "{\"choices\":[null]}", 0 },
+        { "{\"choices\":[[]]}", 0 },
+        { "{\"choices\":[{\"delta\":\"text\"}]}", 0 },
+        { "{\"choices\":[{\"delta\":[]}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":5}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":true}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":[\"a\"]}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":{}}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{},\"finish_reason\":1}]}", 0 },
+        { "{\"choices\":[{\"delta\":{},\"finish_reason\":{}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{},\"finish_reason\":false}]}", 0 },
+        /* invalid JSON, wherever it is, even in fields chatd ignores */
+        { "{\"choices\":[{\"delta\":{\"content\":\"a\"}}]} trailing", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}{}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"a\"}}]", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\0", sizeof "{\"choices\":[]}" },
+        { "{\"id\":\"\xff\"}", 0 },
+        { "{\"x\":[1,]}", 0 },
+        { "{\"x\":01}", 0 },
+        { "{\"x\":tru}", 0 },
+        { "{\"choices\":[{\"delta\":{}},{\"delta\":nul}]}", 0 },
+        { "{\"choices\":[{\"delta\":{},\"logprobs\":{\"a\"}}]}", 0 },
+        { "{\"usage\":{\"prompt_tokens\":1.,\"completion_tokens\":3}}", 0 },
+        { "{\"usage\":{\"prompt_tokens\":-,\"completion_tokens\":3}}", 0 },
+        { "{\"error\":{\"message\":\"x\"}", 0 },
+        { "{\"error\":}", 0 },
+        { "{\"choices\":[],}", 0 },
+        { "{\"choices\" []}", 0 },
+        /* content that is not a valid JSON string, which chatd would copy as is */
+        { "{\"choices\":[{\"delta\":{\"content\":\"\\ud800\"}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"\\udc00\\ud800\"}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"a\\qb\"}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"a\nb\"}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"\xc3\"}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"\xed\xa0\x80\"}}]}", 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"\xc0\xaf\"}}]}", 0 },
     };
     for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
         struct openai_chunk c;
-        if (parse(bad[i], &c) != -EINVAL)
-            fail_msg("accepted: %s", bad[i]);
-        assert_null(c.root); /* nothing to free, nothing leaked */
-        openai_chunk_free(&c);
+        char *text;
+        if (parse_keep(bad[i].text, len, &c, &text) != -EINVAL)
+            fail_msg("accepted: %.*s", (int)len, bad[i].text);
+        /* Nothing half-read is left behind. */
+        assert_null(c.content_json);
+        assert_int_equal(c.content_json_len, 0);
+        assert_string_equal(c.finish_reason, "");
+        assert_false(c.has_usage);
+        assert_false(c.is_error);
+        free(text);
     }
 }
 
@@ -281,19 +480,30 @@ static void test_summary_key_near_the_length_limit(void **state)
 {
     (void)state;
     /* A key that does not look like one (no sk- prefix, too short for the
-     * random-token rule once cut) must not leak in part where the summary's
-     * internal buffer cuts the text. */
+     * random-token rule once cut) must not leak in part, wherever the summary is
+     * cut: the text is redacted whole, then cut. */
     const char *key = "gsk_Zq81Xw72Vu63Ts54Rp45Qo36";
     struct buf body = { 0 };
     for (int i = 0; i < 9; i++) /* long random tokens, each redacted to 8 bytes */
         buf_append_str(&body, "abcdefghij0123456789abcdefghij0123456789ab ");
     buf_append_str(&body, key);
     buf_append_str(&body, " rejected");
+    const char *full = "REDACTED REDACTED REDACTED REDACTED REDACTED REDACTED REDACTED "
+                       "REDACTED REDACTED REDACTED rejected";
     char out[240];
-    openai_error_summary(body.p, body.len, key, NULL, 0, out, sizeof out);
+    assert_int_equal(openai_error_summary(body.p, body.len, key, NULL, 0, out, sizeof out),
+                     strlen(full));
+    assert_string_equal(out, full);
+    for (size_t outlen = 1; outlen <= strlen(full) + 1; outlen++) {
+        size_t n = openai_error_summary(body.p, body.len, key, NULL, 0, out, outlen);
+        if (n != outlen - 1 || memcmp(out, full, n) != 0 || out[n] != '\0')
+            fail_msg("outlen %zu: \"%s\" is not the first %zu bytes of the summary", outlen, out,
+                     outlen - 1);
+        for (size_t k = 0; k + 4 <= strlen(key); k++) /* no 4 bytes of the key */
+            if (memmem(out, n, key + k, 4) != NULL)
+                fail_msg("outlen %zu: part of the key leaked: \"%s\"", outlen, out);
+    }
     buf_free(&body);
-    if (strstr(out, "gsk_") != NULL)
-        fail_msg("part of the key leaked: \"%s\"", out);
 }
 
 static void test_summary_truncates_on_utf8_boundary(void **state)
@@ -370,7 +580,10 @@ int main(void)
         cmocka_unit_test(test_request_body_fields),
         cmocka_unit_test(test_request_body_uses_length),
         cmocka_unit_test(test_chunk_content),
+        cmocka_unit_test(test_chunk_content_stays_escaped),
+        cmocka_unit_test(test_chunk_escaped_keys),
         cmocka_unit_test(test_chunk_role_and_empty_content),
+        cmocka_unit_test(test_chunk_only_first_choice),
         cmocka_unit_test(test_chunk_finish),
         cmocka_unit_test(test_chunk_usage),
         cmocka_unit_test(test_chunk_error),

@@ -159,24 +159,38 @@ static void test_openai_stream_every_split(void **state)
     }
 }
 
-/* The payloads are what chatd needs: the content reassembles, the usage is read. */
+/* The payloads are what chatd needs: the content reassembles (still escaped, as
+ * the provider wrote it, and decoding to the text), the usage is read. */
 static void test_openai_stream_content(void **state)
 {
     (void)state;
     struct buf content = { 0 };
     long long total = -1;
+    char finish[32] = "";
     for (size_t i = 0; i + 1 < N_ELEMS(openai_payloads); i++) {
         struct openai_chunk c;
         assert_int_equal(openai_chunk_parse(openai_payloads[i], strlen(openai_payloads[i]), &c), 0);
-        if (c.content != NULL)
-            buf_append(&content, c.content, c.content_len);
+        assert_false(c.is_error);
+        if (c.content_json != NULL)
+            buf_append(&content, c.content_json, c.content_json_len);
+        if (c.finish_reason[0] != '\0')
+            memcpy(finish, c.finish_reason, sizeof finish);
         if (c.has_usage)
             total = c.total_tokens;
-        openai_chunk_free(&c);
     }
     assert_string_equal(content.p, "Gr\xc3\xbc\xc3\x9f \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8c\x8d"
-                                   "\n\"ok\"");
+                                   "\\n\\\"ok\\\"");
+    struct buf doc = { 0 };
+    buf_append_str(&doc, "\"");
+    buf_append(&doc, content.p, content.len);
+    buf_append_str(&doc, "\"");
+    json_t *v = unit_json(doc.p, doc.len);
+    assert_string_equal(json_string_value(v),
+                        "Gr\xc3\xbc\xc3\x9f \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8c\x8d\n\"ok\"");
+    json_decref(v);
+    assert_string_equal(finish, "stop");
     assert_int_equal(total, 13);
+    buf_free(&doc);
     buf_free(&content);
 }
 
@@ -244,6 +258,14 @@ static void test_comments(void **state)
     expect(":\n:only colon\n\n", "");
     expect("data: a\n: in the middle\ndata: b\n\n", "[][]a\nb\n--\n");
     expect(": data: not data\n\ndata: x\n\n", "[][]x\n--\n");
+
+    struct sse_parser p; /* a comment is not a field with an empty name */
+    sse_parser_init(&p, MAX_EVENT);
+    struct rec r = { .out = { 0 } };
+    assert_int_equal(sse_parser_feed(&p, ": keep-alive\n:\n\n", 16, on_event, &r), 0);
+    assert_int_equal(p.unknown, 0);
+    assert_int_equal(r.calls, 0);
+    sse_parser_free(&p);
 }
 
 static void test_multi_line_data(void **state)
@@ -384,11 +406,49 @@ static void test_limit_is_split_invariant(void **state)
     struct rec r;
     int whole = run_cuts(s, len, NULL, 0, 32, &r);
     buf_free(&r.out);
+    assert_int_equal(whole, -E2BIG); /* 36 bytes do not fit in 32 */
     for (size_t k = 0; k <= len; k++) {
         int rc = run_cuts(s, len, &k, 1, 32, &r);
         buf_free(&r.out);
         if (rc != whole)
             fail_msg("limit 32: fed whole gives %d, cut at %zu gives %d", whole, k, rc);
+    }
+}
+
+static void test_limit_boundary_every_split(void **state)
+{
+    (void)state;
+    /* Lines of 30 to 34 bytes (without their line end) against a limit of 32:
+     * up to 32 is accepted, past it refused, whole, cut once anywhere, or fed
+     * byte by byte, whatever the line ending. */
+    static const char *const eols[] = { "\n", "\r\n", "\r" };
+    for (size_t e = 0; e < N_ELEMS(eols); e++) {
+        for (size_t line_len = 30; line_len <= 34; line_len++) {
+            char s[64];
+            memcpy(s, "data: ", 6);
+            memset(s + 6, 'x', line_len - 6);
+            size_t len = line_len;
+            for (int k = 0; k < 2; k++) {
+                memcpy(s + len, eols[e], strlen(eols[e]));
+                len += strlen(eols[e]);
+            }
+            int want = line_len <= 32 ? 0 : -E2BIG;
+            size_t every[64];
+            for (size_t k = 0; k < len; k++)
+                every[k] = k;
+            struct rec r;
+            for (size_t k = 0; k <= len + 1; k++) {
+                /* k <= len: one cut at k; k == len + 1: a cut between every byte */
+                int rc = k <= len ? run_cuts(s, len, &k, 1, 32, &r)
+                                  : run_cuts(s, len, every, len, 32, &r);
+                if (rc != want)
+                    fail_msg("line of %zu, eol %zu, cut %zu: %d, want %d", line_len, e, k, rc,
+                             want);
+                if (want == 0)
+                    assert_int_equal(r.calls, 1);
+                buf_free(&r.out);
+            }
+        }
     }
 }
 
@@ -457,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_finish_dispatches_unterminated_event),
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_limit_is_split_invariant),
+        cmocka_unit_test(test_limit_boundary_every_split),
         cmocka_unit_test(test_callback_stops_feed),
         cmocka_unit_test(test_free_is_idempotent),
     };

@@ -2,7 +2,11 @@
  * line and a blank line, whose JSON has the contract's keys and values. */
 #include "unit.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "core/buf.h"
+#include "core/jsonw.h"
 #include "models/stream_event.h"
 
 #define CID "3f0c9a52-1b7e-4c1d-9e2f-0123456789ab"
@@ -32,6 +36,9 @@ static void test_content_event_exact(void **state)
 static void test_content_event_keys_and_escaping(void **state)
 {
     (void)state;
+    /* The caller passes the content already escaped (as the provider wrote it,
+     * or as jsonw_escape writes it): the event is valid JSON that decodes to
+     * the text. */
     static const char *const contents[] = {
         "lo",
         "line1\nline2\r\n",
@@ -39,11 +46,17 @@ static void test_content_event_keys_and_escaping(void **state)
         "caf\xc3\xa9 \xe4\xb8\x96 \xf0\x9f\x8c\x8d",
         "\t\x01\x1f",
         "data: fake\n\ndata: injected",
+        "</script>\xe2\x80\xa8",
+        "",
     };
     for (size_t i = 0; i < N_ELEMS(contents); i++) {
+        size_t n = strlen(contents[i]);
+        char *esc = malloc(JSONW_ESCAPE_BOUND(n) + 1);
+        assert_non_null(esc);
+        size_t esc_len = jsonw_escape(esc, contents[i], n);
         struct buf b = { 0 };
         uint64_t seq = 1000000 + i;
-        assert_int_equal(stream_event_content(&b, contents[i], strlen(contents[i]), seq, CID), 0);
+        assert_int_equal(stream_event_content(&b, esc, esc_len, seq, CID), 0);
         json_t *v = parse_event(&b);
         static const char *const keys[] = { "content", "sequence", "is_final", "correlation_id",
                                             NULL };
@@ -53,6 +66,53 @@ static void test_content_event_keys_and_escaping(void **state)
         assert_true(json_is_false(json_object_get(v, "is_final")));
         assert_string_equal(unit_str(v, "correlation_id"), CID);
         json_decref(v);
+        buf_free(&b);
+        free(esc);
+    }
+}
+
+static void test_content_copied_as_is(void **state)
+{
+    (void)state;
+    /* Escaped content is not escaped again, nor decoded: the bytes between the
+     * quotes are exactly the ones given, and only len of them. */
+    static const char *const escaped[] = {
+        "a\\\"b\\u00e9", "\\/\\b\\f\\n\\r\\t\\\\", "\\ud83c\\udf0d and \xf0\x9f\x8c\x8d",
+        "\\u0000",       "\\u003c/script\\u003e",
+    };
+    for (size_t i = 0; i < N_ELEMS(escaped); i++) {
+        struct buf b = { 0 }, want = { 0 };
+        assert_int_equal(stream_event_content(&b, escaped[i], strlen(escaped[i]), 3, CID), 0);
+        buf_append_str(&want, "data: {\"content\":\"");
+        buf_append_str(&want, escaped[i]);
+        buf_append_str(&want,
+                       "\",\"sequence\":3,\"is_final\":false,\"correlation_id\":\"" CID "\"}\n\n");
+        assert_string_equal(b.p, want.p);
+        json_decref(parse_event(&b)); /* and it is JSON */
+        buf_free(&b);
+        buf_free(&want);
+    }
+    struct buf b = { 0 };
+    assert_int_equal(stream_event_content(&b, "abcdef", 3, 0, CID), 0);
+    assert_non_null(strstr(b.p, "{\"content\":\"abc\","));
+    buf_free(&b);
+}
+
+static void test_cid_written_as_is(void **state)
+{
+    (void)state;
+    /* Every function takes a checked UUID and copies it without escaping. */
+    static const char *const cids[] = { CID, "00000000-0000-4000-8000-000000000000",
+                                        "FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF" };
+    for (size_t i = 0; i < N_ELEMS(cids); i++) {
+        char want[80];
+        snprintf(want, sizeof want, ",\"correlation_id\":\"%s\"", cids[i]);
+        struct buf b = { 0 };
+        assert_int_equal(stream_event_content(&b, "x", 1, 0, cids[i]), 0);
+        assert_non_null(strstr(b.p, want));
+        struct stream_final f = { .status = "completed", .finish_reason = "stop" };
+        assert_int_equal(stream_event_final(&b, 1, cids[i], &f), 0);
+        assert_non_null(strstr(b.p + strlen("data: {\"content\":\"x\""), want));
         buf_free(&b);
     }
 }
@@ -188,6 +248,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_event_exact),
         cmocka_unit_test(test_content_event_keys_and_escaping),
+        cmocka_unit_test(test_content_copied_as_is),
+        cmocka_unit_test(test_cid_written_as_is),
         cmocka_unit_test(test_events_append),
         cmocka_unit_test(test_final_completed_with_usage),
         cmocka_unit_test(test_final_completed_without_usage),
