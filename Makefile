@@ -22,7 +22,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 PYTEST   := /usr/bin/python3 -m pytest
 
 .PHONY: all asan deps run test unit integration integration-asan format format-check \
-        fuzz fuzz-smoke bench clean
+        bench-smoke clean
 
 all: build/chatd
 
@@ -74,7 +74,12 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) integration-asan
+	$(MAKE) fuzz-smoke
+	$(MAKE) bench-smoke
 	$(MAKE) format-check
+
+bench-smoke:
+	bench/smoke.sh
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src tests bench -name '*.[ch]')
 
@@ -86,5 +91,7 @@ format-check:
 
 clean:
 	rm -rf build
+
+include tests/fuzz/fuzz.mk
 
 -include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)

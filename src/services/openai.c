@@ -166,10 +166,11 @@ static const char *error_text(json_t *root)
 #define SUMMARY_INPUT_MAX (16 * 1024) /* of a provider error text, looked at */
 
 /* Copies text into out as one line: control characters become spaces, runs of
- * spaces collapse, invalid UTF-8 is dropped, <tags> are skipped for HTML pages. */
-static size_t clean(const char *s, size_t len, char *out, size_t cap)
+ * spaces collapse, invalid UTF-8 is dropped, and with html_ok the <tags> of a
+ * text that starts with '<' (an HTML error page) are skipped. */
+static size_t clean(const char *s, size_t len, bool html_ok, char *out, size_t cap)
 {
-    bool html = len > 0 && s[0] == '<', in_tag = false, space = true;
+    bool html = html_ok && len > 0 && s[0] == '<', in_tag = false, space = true;
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
@@ -182,7 +183,11 @@ static size_t clean(const char *s, size_t len, char *out, size_t cap)
             in_tag = c != '>';
             c = ' ';
         }
-        bool blank = c < 0x20 || c == 0x7f || c == ' ';
+        /* C0 and C1 controls (U+0080..U+009F, such as NEL) and the Unicode line
+         * and paragraph separators would break the one line; they become spaces. */
+        unsigned char c2 = n > 1 ? (unsigned char)s[i + 1] : 0;
+        bool blank = c < 0x20 || c == 0x7f || c == ' ' || (c == 0xc2 && c2 < 0xa0) ||
+                     (c == 0xe2 && c2 == 0x80 && n == 3 && ((unsigned char)s[i + 2] & 0xfe) == 0xa8);
         if (blank) {
             if (!space && o + 1 < cap)
                 out[o++] = ' ';
@@ -239,6 +244,10 @@ static size_t redact(const char *s, size_t len, const char *api_key, char *out, 
         size_t end = j; /* the word without trailing punctuation */
         while (end > i && strchr(".,;:!?)\"'", s[end - 1]) != NULL)
             end--;
+        const char *key = api_key && *api_key ? memmem(s + i, j - i, api_key, strlen(api_key))
+                                               : NULL;
+        if (key != NULL && (size_t)(key - s) + strlen(api_key) > end)
+            end = (size_t)(key - s) + strlen(api_key); /* the key may end in punctuation */
         const char *word = s + i;
         size_t wlen = end - i;
         if (secret_like(word, wlen, api_key)) {
@@ -294,8 +303,8 @@ size_t openai_error_summary(const char *body, size_t len, const char *api_key, c
     char *msg = malloc(message_len + 1);
     size_t n = 0;
     if (cleaned != NULL && safe != NULL && msg != NULL) {
-        size_t c = clean(text ? text : "", tlen, cleaned, tlen + 1);
-        size_t m = clean(message ? message : "", message_len, msg, message_len + 1);
+        size_t c = clean(text ? text : "", tlen, true, cleaned, tlen + 1);
+        size_t m = clean(message ? message : "", message_len, false, msg, message_len + 1);
         n = quotes_message(cleaned, c, msg, m) ? 0
                                                : redact(cleaned, c, api_key, safe, tlen * 3 + 16);
     }
