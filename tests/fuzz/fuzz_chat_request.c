@@ -28,7 +28,8 @@ static const char *lookup(const char *name, void *ctx)
 /* Python's str.isspace, written out again so the check does not trust the code it checks. */
 static bool is_space(unsigned long c)
 {
-    static const unsigned long spaces[] = { 0x85, 0xa0, 0x1680, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000 };
+    static const unsigned long spaces[] = { 0x85,   0xa0,   0x1680, 0x2028,
+                                            0x2029, 0x202f, 0x205f, 0x3000 };
     if ((c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || (c >= 0x2000 && c <= 0x200a))
         return true;
     for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++)

@@ -4,19 +4,25 @@
  *
  * Input: key length, message length, the key, the message, then the body. A key
  * that config_load would refuse (blank, or with spaces or control characters)
- * is passed as NULL, as chatd never holds one. */
+ * or that has no letter or digit is passed as NULL. */
+#include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "fuzz.h"
 #include "services/openai.h"
 
-static bool key_loadable(const char *k, size_t n)
+/* A key config_load accepts, with at least one letter or digit (one made only
+ * of punctuation, say "!!!!!!!!", would leak through a run of "!"). */
+static bool key_usable(const char *k, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    bool alnum = false;
+    for (size_t i = 0; i < n; i++) {
         if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f)
             return false;
-    return n > 0;
+        alnum = alnum || isalnum((unsigned char)k[i]);
+    }
+    return alnum;
 }
 
 /* No C0 control, DEL, or C1 control (U+0080..U+009F, encoded C2 80..C2 9F). */
@@ -41,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[mlen] = '\0';
     const char *body = (const char *)data + 2 + klen + mlen;
     size_t blen = size - 2 - klen - mlen;
-    const char *api_key = key_loadable(key, klen) && strlen(key) == klen ? key : NULL;
+    const char *api_key = key_usable(key, klen) ? key : NULL;
 
     static const size_t outlens[] = { 1, 16, 240 };
     char prev[240] = "";
@@ -53,10 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(n < outlen && out[n] == '\0' && strlen(out) == n);
         CHECK(fuzz_utf8_valid(out, n));
         CHECK(!has_control(out, n));
-        /* A key spelled "REDACTED" is in every redacted summary: not a leak. */
+        /* "REDACTED" itself is in every redacted summary: no leak and no quote. */
         if (api_key != NULL && klen >= 8 && strcmp(api_key, "REDACTED") != 0)
             CHECK(memmem(out, n, api_key, klen) == NULL);
-        if (mlen >= 16)
+        if (mlen >= 16 && memmem(msg, mlen, "REDACTED", 8) == NULL)
             CHECK(memmem(out, n, msg, mlen) == NULL);
         CHECK(strncmp(out, prev, strlen(prev)) == 0); /* a shorter cut is a prefix */
         memcpy(prev, out, n + 1);
