@@ -11,19 +11,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/config.h"
 
 #define POOL_MAX         256  /* idle easy handles kept for reuse */
 #define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
-/* curl allocates this per transfer (16 KiB by default): most of the memory of a
- * stream. Token events are a few hundred bytes; 4 KiB still takes a burst of
- * about twenty in one read. */
-#define RECV_BUFFER 4096L
+/* curl's receive buffer, allocated per transfer. Only the pages a read touches
+ * cost memory (measured: 4 KiB and 16 KiB give the same RSS per stream), while
+ * a buffer smaller than a burst of events costs a second read: 16 KiB. */
+#define RECV_BUFFER 16384L
 
+/* A socket curl asked us to watch. Connection sockets (opened through
+ * open_socket) stay registered while their connection idles in curl's cache,
+ * "dormant": curl drops an idle socket from its watch list and adds it back for
+ * the next transfer, and keeping the registration saves two epoll_ctl calls per
+ * request. Every close of such a socket comes through close_socket, which
+ * drops the registration before the descriptor number can be reused. */
 struct sock_ctx {
     struct event ev;
     struct provider *p;
+    short kind;   /* what ev waits for; 0 when it is not added */
+    bool managed; /* a connection socket we opened: may stay dormant */
+    bool tracked; /* curl watches it now */
 };
 
 struct provider {
@@ -35,6 +46,10 @@ struct provider {
     CURL *pool[POOL_MAX];
     size_t n_pool;
     struct provider_call *calls; /* in progress, for provider_free */
+    char *proxy;                 /* from the environment at start ("" for none) */
+    char *no_proxy;              /* likewise, or NULL */
+    struct sock_ctx **socks;     /* by descriptor */
+    size_t n_socks;
     size_t active;
 };
 
@@ -53,9 +68,55 @@ static void check_done(struct provider *p);
 
 /* ---- the event-loop glue ------------------------------------------------------------ */
 
+static struct sock_ctx *sock_find(struct provider *p, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < p->n_socks ? p->socks[fd] : NULL;
+}
+
+static struct sock_ctx *sock_new(struct provider *p, curl_socket_t fd, bool managed)
+{
+    if ((size_t)fd >= p->n_socks) {
+        size_t n = p->n_socks ? p->n_socks : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct sock_ctx **grown = realloc(p->socks, n * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        memset(grown + p->n_socks, 0, (n - p->n_socks) * sizeof *grown);
+        p->socks = grown;
+        p->n_socks = n;
+    }
+    struct sock_ctx *sc = calloc(1, sizeof *sc);
+    if (sc != NULL) {
+        sc->p = p;
+        sc->managed = managed;
+        p->socks[fd] = sc;
+    }
+    return sc;
+}
+
+static void sock_free(struct provider *p, curl_socket_t fd)
+{
+    struct sock_ctx *sc = sock_find(p, fd);
+    if (sc == NULL)
+        return;
+    if (sc->kind != 0)
+        event_del(&sc->ev);
+    free(sc);
+    p->socks[fd] = NULL;
+}
+
 static void on_sock_event(evutil_socket_t fd, short what, void *arg)
 {
-    struct provider *p = arg;
+    struct sock_ctx *sc = arg;
+    struct provider *p = sc->p;
+    if (!sc->tracked) {
+        /* An idle connection stirred (the provider closed it): stop watching;
+         * curl checks a connection before it reuses one. */
+        event_del(&sc->ev);
+        sc->kind = 0;
+        return;
+    }
     int flags =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
@@ -66,28 +127,54 @@ static void on_sock_event(evutil_socket_t fd, short what, void *arg)
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
+    (void)socketp;
     struct provider *p = userp;
-    struct sock_ctx *sc = socketp;
+    struct sock_ctx *sc = sock_find(p, s);
     if (what == CURL_POLL_REMOVE) {
-        if (sc != NULL) {
+        if (sc == NULL)
+            return 0;
+        if (!sc->managed) {
+            sock_free(p, s); /* such as the resolver's socket pair, which curl closes itself */
+            return 0;
+        }
+        sc->tracked = false;
+        if ((sc->kind & EV_WRITE) != 0) { /* dormant sockets only wait to read */
             event_del(&sc->ev);
-            free(sc);
+            sc->kind = 0;
         }
         return 0;
     }
-    if (sc == NULL) {
-        if ((sc = calloc(1, sizeof *sc)) == NULL)
-            return -1;
-        sc->p = p;
-        curl_multi_assign(p->multi, s, sc);
-    } else {
-        event_del(&sc->ev);
-    }
+    if (sc == NULL && (sc = sock_new(p, s, false)) == NULL)
+        return -1;
+    sc->tracked = true;
     short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                  ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-    event_assign(&sc->ev, p->base, s, kind, on_sock_event, p);
-    event_add(&sc->ev, NULL);
+    if (kind != sc->kind) {
+        if (sc->kind != 0)
+            event_del(&sc->ev);
+        event_assign(&sc->ev, p->base, s, kind, on_sock_event, sc);
+        event_add(&sc->ev, NULL);
+        sc->kind = kind;
+    }
     return 0;
+}
+
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct provider *p = clientp;
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd >= 0 && sock_new(p, fd, true) == NULL) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+static int close_socket(void *clientp, curl_socket_t fd)
+{
+    sock_free(clientp, fd);
+    return close(fd);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -205,6 +292,13 @@ static CURL *new_easy(struct provider *p)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "chatd/1.0");
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, RECV_BUFFER);
+    curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
+    if (p->no_proxy != NULL)
+        curl_easy_setopt(e, CURLOPT_NOPROXY, p->no_proxy);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, p);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, p);
     return e;
 }
 
@@ -338,6 +432,26 @@ fail:
     return NULL;
 }
 
+/* The proxy libcurl would pick from the environment for this URL — read once
+ * here, because libcurl otherwise reads the environment for every transfer. */
+static int read_proxy_env(struct provider *p, const char *url)
+{
+    bool https = strncmp(url, "https://", 8) == 0;
+    const char *v = getenv(https ? "https_proxy" : "http_proxy"); /* http: lowercase only */
+    if ((v == NULL || *v == '\0') && https)
+        v = getenv("HTTPS_PROXY");
+    if (v == NULL || *v == '\0')
+        v = getenv("all_proxy");
+    if (v == NULL || *v == '\0')
+        v = getenv("ALL_PROXY");
+    const char *np = getenv("no_proxy");
+    if (np == NULL || *np == '\0')
+        np = getenv("NO_PROXY");
+    p->proxy = strdup(v ? v : "");
+    p->no_proxy = np && *np ? strdup(np) : NULL;
+    return p->proxy == NULL || (np && *np && p->no_proxy == NULL) ? -1 : 0;
+}
+
 struct provider *provider_new(struct event_base *base, const struct config *cfg)
 {
     struct provider *p = calloc(1, sizeof *p);
@@ -348,7 +462,8 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     p->multi = curl_multi_init();
     p->timer = evtimer_new(base, on_timeout, p);
     p->headers = make_headers(cfg);
-    if (p->multi == NULL || p->timer == NULL || p->headers == NULL) {
+    if (p->multi == NULL || p->timer == NULL || p->headers == NULL ||
+        read_proxy_env(p, cfg->chat_url) != 0) {
         provider_free(p);
         return NULL;
     }
@@ -374,6 +489,11 @@ void provider_free(struct provider *p)
         curl_multi_cleanup(p->multi);
     if (p->timer != NULL)
         event_free(p->timer);
+    for (size_t fd = 0; fd < p->n_socks; fd++)
+        sock_free(p, (curl_socket_t)fd);
+    free(p->socks);
+    free(p->proxy);
+    free(p->no_proxy);
     curl_slist_free_all(p->headers);
     free(p);
 }
