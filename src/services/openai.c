@@ -186,8 +186,9 @@ static size_t clean(const char *s, size_t len, bool html_ok, char *out, size_t c
         /* C0 and C1 controls (U+0080..U+009F, such as NEL) and the Unicode line
          * and paragraph separators would break the one line; they become spaces. */
         unsigned char c2 = n > 1 ? (unsigned char)s[i + 1] : 0;
-        bool blank = c < 0x20 || c == 0x7f || c == ' ' || (c == 0xc2 && c2 < 0xa0) ||
-                     (c == 0xe2 && c2 == 0x80 && n == 3 && ((unsigned char)s[i + 2] & 0xfe) == 0xa8);
+        bool blank =
+            c < 0x20 || c == 0x7f || c == ' ' || (c == 0xc2 && c2 < 0xa0) ||
+            (c == 0xe2 && c2 == 0x80 && n == 3 && ((unsigned char)s[i + 2] & 0xfe) == 0xa8);
         if (blank) {
             if (!space && o + 1 < cap)
                 out[o++] = ' ';
@@ -244,8 +245,8 @@ static size_t redact(const char *s, size_t len, const char *api_key, char *out, 
         size_t end = j; /* the word without trailing punctuation */
         while (end > i && strchr(".,;:!?)\"'", s[end - 1]) != NULL)
             end--;
-        const char *key = api_key && *api_key ? memmem(s + i, j - i, api_key, strlen(api_key))
-                                               : NULL;
+        const char *key =
+            api_key && *api_key ? memmem(s + i, j - i, api_key, strlen(api_key)) : NULL;
         if (key != NULL && (size_t)(key - s) + strlen(api_key) > end)
             end = (size_t)(key - s) + strlen(api_key); /* the key may end in punctuation */
         const char *word = s + i;
