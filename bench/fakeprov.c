@@ -30,14 +30,15 @@
 
 #define DEFAULT_MODEL "gpt-4o-mini"
 #define PROMPT_TOKENS 9
-#define EV_PREFIX "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\"," \
-                  "\"created\":1700000000,\"model\":"
+#define EV_PREFIX                                                            \
+    "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\"," \
+    "\"created\":1700000000,\"model\":"
 
 struct opts {
     int port;
     int tokens;
     int delay_ms;
-    int first_delay_ms;      /* -1: same as delay_ms */
+    int first_delay_ms; /* -1: same as delay_ms */
     bool verbose;
 };
 
@@ -57,8 +58,7 @@ static void add_event(struct conn *c, const char *data, size_t len)
         evbuffer_add(c->out, "\r\n", 2);
 }
 
-static void add_eventf(struct conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void add_eventf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void add_eventf(struct conn *c, const char *fmt, ...)
 {
     char buf[1024];
@@ -66,7 +66,7 @@ static void add_eventf(struct conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof buf) {  /* only with an absurd model name */
+    if (n < 0 || (size_t)n >= sizeof buf) { /* only with an absurd model name */
         c->closing = true;
         return;
     }
@@ -87,8 +87,10 @@ static bool stream_prepare(struct conn *c, const char *model_json, int total, bo
 {
     c->model = strdup(model_json);
     char buf[1024];
-    int n = snprintf(buf, sizeof buf, EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":"
-                     "{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n", model_json);
+    int n = snprintf(buf, sizeof buf,
+                     EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":"
+                               "{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n",
+                     model_json);
     if (!c->model || n < 0 || (size_t)n >= sizeof buf)
         return false;
     /* Pre-frame the token once: each later token is a single evbuffer_add. */
@@ -110,9 +112,11 @@ static bool stream_prepare(struct conn *c, const char *model_json, int total, bo
 
 static void stream_token(struct conn *c)
 {
-    if (c->sent == 0)  /* the first delta also carries the role, as OpenAI does */
-        add_eventf(c, EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
-                   "\"content\":\"tok \"},\"finish_reason\":null}]}\n\n", c->model);
+    if (c->sent == 0) /* the first delta also carries the role, as OpenAI does */
+        add_eventf(c,
+                   EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                             "\"content\":\"tok \"},\"finish_reason\":null}]}\n\n",
+                   c->model);
     else
         evbuffer_add(c->out, c->tok, c->tok_len);
     c->sent++;
@@ -120,16 +124,18 @@ static void stream_token(struct conn *c)
 
 static void stream_finish(struct conn *c)
 {
-    add_eventf(c, EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]}\n\n",
-               c->model, c->length_cut ? "length" : "stop");
-    add_eventf(c, EV_PREFIX "%s,\"choices\":[],\"usage\":{\"prompt_tokens\":%d,"
-               "\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
+    add_eventf(
+        c, EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]}\n\n",
+        c->model, c->length_cut ? "length" : "stop");
+    add_eventf(c,
+               EV_PREFIX "%s,\"choices\":[],\"usage\":{\"prompt_tokens\":%d,"
+                         "\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
                c->model, PROMPT_TOKENS, c->sent, PROMPT_TOKENS + c->sent);
     add_event(c, "data: [DONE]\n\n", 14);
     if (c->chunked)
         evbuffer_add(c->out, "0\r\n\r\n", 5);
     else
-        c->closing = true;  /* HTTP/1.0: the body ends with the connection */
+        c->closing = true; /* HTTP/1.0: the body ends with the connection */
     if (!c->keep_alive)
         c->closing = true;
     fp_stream_free(c);
@@ -173,9 +179,10 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
 
 static void stream_start(struct conn *c, const char *model_json, int total, bool cut)
 {
-    evbuffer_add_printf(c->out, "HTTP/1.%d 200 OK\r\nContent-Type: text/event-stream\r\n"
-                        "Cache-Control: no-cache\r\n%s%s\r\n", c->chunked ? 1 : 0,
-                        c->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+    evbuffer_add_printf(c->out,
+                        "HTTP/1.%d 200 OK\r\nContent-Type: text/event-stream\r\n"
+                        "Cache-Control: no-cache\r\n%s%s\r\n",
+                        c->chunked ? 1 : 0, c->chunked ? "Transfer-Encoding: chunked\r\n" : "",
                         c->keep_alive ? "" : "Connection: close\r\n");
     if (!stream_prepare(c, model_json, total, cut)) {
         fp_stream_free(c);
@@ -193,7 +200,7 @@ static void stream_start(struct conn *c, const char *model_json, int total, bool
     if (!c->timer)
         c->timer = evtimer_new(g_base, stream_step, c);
     c->due_us = mono_us() + (uint64_t)g_opt.first_delay_ms * 1000u;
-    if (g_opt.first_delay_ms == 0) {  /* headers and first token at once */
+    if (g_opt.first_delay_ms == 0) { /* headers and first token at once */
         stream_token(c);
         if (c->sent == c->total) {
             stream_finish(c);
@@ -220,7 +227,7 @@ static bool parse_request(struct conn *c, char **model_json, int *max_tokens)
     if (!json_is_string(m) || json_string_length(m) == 0 || json_string_length(m) > 200)
         m = NULL;
     json_t *ms = m ? json_incref(m) : json_string(DEFAULT_MODEL);
-    *model_json = json_dumps(ms, JSON_ENCODE_ANY);  /* escaped, with quotes */
+    *model_json = json_dumps(ms, JSON_ENCODE_ANY); /* escaped, with quotes */
     json_decref(ms);
     *max_tokens = json_is_integer(mt) ? (int)json_integer_value(mt) : -1;
     json_decref(root);
@@ -280,9 +287,13 @@ static int int_arg(const char *s, const char *name, int lo, int hi)
 static void parse_opts(int argc, char **argv)
 {
     static const struct option lo[] = {
-        { "port", required_argument, NULL, 'p' }, { "tokens", required_argument, NULL, 'n' },
-        { "delay-ms", required_argument, NULL, 'd' }, { "first-delay-ms", required_argument, NULL, 'f' },
-        { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0, 0, 0, 0 },
+        { "port", required_argument, NULL, 'p' },
+        { "tokens", required_argument, NULL, 'n' },
+        { "delay-ms", required_argument, NULL, 'd' },
+        { "first-delay-ms", required_argument, NULL, 'f' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { 0, 0, 0, 0 },
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "p:n:d:f:vh", lo, NULL)) != -1) {
@@ -316,8 +327,10 @@ int main(int argc, char **argv)
     event_config_free(cfg);
     int port = g_base ? http_start(g_opt.port) : -1;
     if (port < 0) {
-        fprintf(stderr, "fakeprov: cannot listen on 127.0.0.1:%d: %s. Is the port in use? "
-                        "Pick another with --port (0 = any free port).\n", g_opt.port, strerror(errno));
+        fprintf(stderr,
+                "fakeprov: cannot listen on 127.0.0.1:%d: %s. Is the port in use? "
+                "Pick another with --port (0 = any free port).\n",
+                g_opt.port, strerror(errno));
         return 1;
     }
     struct event *si = evsignal_new(g_base, SIGINT, on_signal, NULL);
@@ -327,8 +340,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "fakeprov listening on 127.0.0.1:%d\n", port);
     event_base_dispatch(g_base);
     if (g_opt.verbose)
-        fprintf(stderr, "fakeprov: %llu connections accepted, %llu streams completed\n",
-                g_accepted, g_streams);
+        fprintf(stderr, "fakeprov: %llu connections accepted, %llu streams completed\n", g_accepted,
+                g_streams);
     http_stop();
     event_free(si);
     event_free(st);

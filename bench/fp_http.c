@@ -20,14 +20,14 @@
 
 #include "fp.h"
 
-#define MAX_BODY (1u << 20)          /* requests above this get 413 */
-#define MAX_PENDING (64u << 10)      /* pipelined bytes held during a stream */
+#define MAX_BODY    (1u << 20)  /* requests above this get 413 */
+#define MAX_PENDING (64u << 10) /* pipelined bytes held during a stream */
 
 unsigned long long g_accepted;
 static struct conn *g_conns;
 static struct event *g_listen_ev, *g_accept_retry;
 static int g_lfd = -1;
-static http_parser_settings g_settings;  /* filled by http_start() */
+static http_parser_settings g_settings; /* filled by http_start() */
 
 static bool conn_feed(struct conn *c, const char *data, size_t len);
 
@@ -75,7 +75,7 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
     struct conn *c = hp->data;
-    if (c->in_value)  /* a new field starts */
+    if (c->in_value) /* a new field starts */
         c->hdr_len = 0, c->in_value = false;
     for (size_t i = 0; i < len; i++) {
         if (c->hdr_len < sizeof c->hdr)
@@ -90,7 +90,7 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     struct conn *c = hp->data;
     if (!c->in_value && len > 0 && c->hdr_len == 6 && memcmp(c->hdr, "expect", 6) == 0)
-        c->expect_continue = at[0] == '1';  /* 100-continue is the only expectation */
+        c->expect_continue = at[0] == '1'; /* 100-continue is the only expectation */
     c->in_value = true;
     return 0;
 }
@@ -200,7 +200,7 @@ bool conn_flush(struct conn *c)
             event_add(c->wev, NULL);
             return true;
         }
-        if (n <= 0)  /* EPIPE/ECONNRESET: the client left */
+        if (n <= 0) /* EPIPE/ECONNRESET: the client left */
             return false;
     }
     event_del(c->wev);
@@ -209,7 +209,7 @@ bool conn_flush(struct conn *c)
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
-    static char buf[64 * 1024];  /* shared: connections hold no read buffer */
+    static char buf[64 * 1024]; /* shared: connections hold no read buffer */
     struct conn *c = arg;
     (void)what;
     ssize_t n = read(fd, buf, sizeof buf);
@@ -220,7 +220,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    conn_close(c);  /* EOF or reset: a mid-stream client is gone, stop generating */
+    conn_close(c); /* EOF or reset: a mid-stream client is gone, stop generating */
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -267,9 +267,12 @@ static void conn_new(int fd)
     c->wev = event_new(g_base, fd, EV_WRITE, on_write, c);
     c->out = evbuffer_new();
     if (!c->rev || !c->wev || !c->out) {
-        if (c->rev) event_free(c->rev);
-        if (c->wev) event_free(c->wev);
-        if (c->out) evbuffer_free(c->out);
+        if (c->rev)
+            event_free(c->rev);
+        if (c->wev)
+            event_free(c->wev);
+        if (c->out)
+            evbuffer_free(c->out);
         close(fd);
         free(c);
         return;
@@ -295,7 +298,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     (void)arg;
-    for (int i = 0; i < 512; i++) {  /* bounded so a flood cannot starve streams */
+    for (int i = 0; i < 512; i++) { /* bounded so a flood cannot starve streams */
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -305,10 +308,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                 event_del(g_listen_ev);
                 evtimer_add(g_accept_retry, &pause_tv);
             }
-            return;  /* EAGAIN, or a transient error such as ECONNABORTED */
+            return; /* EAGAIN, or a transient error such as ECONNABORTED */
         }
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  /* tokens go out now */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* tokens go out now */
         g_accepted++;
         conn_new(fd);
     }
@@ -339,9 +342,12 @@ static int port_of(int fd)
 }
 
 static const http_parser_settings g_settings_init = {
-    .on_message_begin = on_message_begin, .on_url = on_url,
-    .on_header_field = on_header_field, .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete, .on_body = on_body,
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 

@@ -25,7 +25,7 @@
 
 #include "loadgen.h"
 
-#define HOLD_BATCH 256
+#define HOLD_BATCH         256
 #define CONNECT_BACKOFF_MS 50
 
 enum cstate { CS_CLOSED, CS_CONNECTING, CS_SENDING, CS_RECEIVING, CS_IDLE };
@@ -40,9 +40,9 @@ struct conn {
     struct stream sp;
 };
 
-static struct conn **g_conns;  /* every connection object made, reused after close */
+static struct conn **g_conns; /* every connection object made, reused after close */
 static int g_nconns;
-static struct conn **g_idle;   /* open loop: connected and free, used LIFO */
+static struct conn **g_idle; /* open loop: connected and free, used LIFO */
 static int g_nidle;
 static struct event *g_tick, *g_sweep, *g_stop;
 
@@ -109,7 +109,7 @@ static void next_after(struct conn *c, enum verdict v)
             G.stopping = true;
         if (G.stopping) {
             conn_close_fd(c);
-        } else if (v == V_CONNECT) {  /* a dead target must not become a busy loop */
+        } else if (v == V_CONNECT) { /* a dead target must not become a busy loop */
             static const struct timeval tv = { 0, CONNECT_BACKOFF_MS * 1000 };
             if (!c->retry)
                 c->retry = evtimer_new(G.base, on_retry, c);
@@ -120,9 +120,9 @@ static void next_after(struct conn *c, enum verdict v)
         }
     } else if (G.pending > 0 && !G.stopping && v != V_CONNECT) {
         G.pending--;
-        conn_begin(c);  /* a failed connect waits for the tick: no recursion */
+        conn_begin(c); /* a failed connect waits for the tick: no recursion */
     } else if (!G.stopping) {
-        g_idle[g_nidle++] = c;  /* a closed one reconnects when it is next used */
+        g_idle[g_nidle++] = c; /* a closed one reconnects when it is next used */
     } else {
         conn_close_fd(c);
     }
@@ -175,7 +175,7 @@ static void conn_send(struct conn *c)
         }
     }
     c->wr_off = 0;
-    c->t_sent = now_ns();  /* time to first event counts from here */
+    c->t_sent = now_ns(); /* time to first event counts from here */
     c->st = CS_RECEIVING;
 }
 
@@ -199,15 +199,15 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-    static char buf[64 * 1024];  /* shared by all connections */
+    static char buf[64 * 1024]; /* shared by all connections */
     struct conn *c = arg;
     (void)what;
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    if (!c->has_stream) {  /* idle: the server closed it, or sent bytes nobody asked for */
+    if (!c->has_stream) { /* idle: the server closed it, or sent bytes nobody asked for */
         if (n > 0)
-            G.st.stray++;  /* bytes after a finished response: a protocol error */
+            G.st.stray++; /* bytes after a finished response: a protocol error */
         conn_close_fd(c);
         return;
     }
@@ -215,7 +215,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         G.st.bytes += (uint64_t)n;
         stream_input(&c->sp, buf, (size_t)n);
     } else {
-        stream_eof(&c->sp);  /* EOF or ECONNRESET */
+        stream_eof(&c->sp); /* EOF or ECONNRESET */
     }
     if (c->sp.done)
         stream_end(c);
@@ -249,7 +249,7 @@ static bool conn_connect(struct conn *c)
         event_add(c->wev, NULL);
         return true;
     }
-    if (errno == EADDRNOTAVAIL)  /* out of local ports: TIME_WAIT or too many conns */
+    if (errno == EADDRNOTAVAIL) /* out of local ports: TIME_WAIT or too many conns */
         G.st.addrnotavail++;
     char why[96];
     snprintf(why, sizeof why, "%s", strerror(errno));
@@ -323,7 +323,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (c) {
             conn_begin(c);
         } else {
-            G.pending++;  /* every connection busy: starts when one frees up */
+            G.pending++; /* every connection busy: starts when one frees up */
             G.st.queued++;
         }
     }
@@ -351,7 +351,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     G.stopping = true;
-    G.st.dropped += (uint64_t)G.pending;  /* queued starts that never got a connection */
+    G.st.dropped += (uint64_t)G.pending; /* queued starts that never got a connection */
     G.pending = 0;
     for (int i = 0; i < g_nidle; i++)
         conn_close_fd(g_idle[i]);
@@ -375,13 +375,16 @@ static int fd_budget(void)
 static int check_limits(void)
 {
     int fds = fd_budget();
-    int avail = fds - 32;  /* stdio, epoll, listeners of a co-located process */
+    int avail = fds - 32; /* stdio, epoll, listeners of a co-located process */
     if (G.o.max_conns <= 0 || G.o.max_conns > avail)
         G.o.max_conns = avail;
-    int need = G.o.shape == SHAPE_HOLD ? G.o.streams : G.o.shape == SHAPE_CLOSED ? G.o.concurrency : 1;
+    int need = G.o.shape == SHAPE_HOLD     ? G.o.streams
+               : G.o.shape == SHAPE_CLOSED ? G.o.concurrency
+                                           : 1;
     if (need > G.o.max_conns) {
-        fprintf(stderr, "loadgen: %d connections needed but only %d fds are available "
-                        "(ulimit -n is %d). Raise the limit with 'ulimit -n' or lower the load.\n",
+        fprintf(stderr,
+                "loadgen: %d connections needed but only %d fds are available "
+                "(ulimit -n is %d). Raise the limit with 'ulimit -n' or lower the load.\n",
                 need, G.o.max_conns, fds);
         return -1;
     }
@@ -426,7 +429,8 @@ int run_load(void)
     if (G.o.shape != SHAPE_CLOSED)
         event_add(g_tick, &ms1);
     if (G.o.shape != SHAPE_HOLD && !(G.o.shape == SHAPE_CLOSED && G.o.requests)) {
-        struct timeval d = { (time_t)G.o.duration_s, (suseconds_t)((G.o.duration_s - (long)G.o.duration_s) * 1e6) };
+        struct timeval d = { (time_t)G.o.duration_s,
+                             (suseconds_t)((G.o.duration_s - (long)G.o.duration_s) * 1e6) };
         g_stop = evtimer_new(G.base, on_stop, NULL);
         evtimer_add(g_stop, &d);
     }

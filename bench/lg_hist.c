@@ -11,8 +11,8 @@
 #include "loadgen.h"
 
 #define SUB_BITS 10
-#define SUB (1u << SUB_BITS)
-#define MAX_EXP 40                         /* 2^47 us: far beyond any run */
+#define SUB      (1u << SUB_BITS)
+#define MAX_EXP  40 /* 2^47 us: far beyond any run */
 #define NBUCKETS (2 * SUB + MAX_EXP * SUB)
 
 static unsigned bucket_of(uint64_t v)
@@ -20,10 +20,10 @@ static unsigned bucket_of(uint64_t v)
     if (v < 2 * SUB)
         return (unsigned)v;
     unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    unsigned e = msb - SUB_BITS;           /* >= 1 */
+    unsigned e = msb - SUB_BITS; /* >= 1 */
     if (e > MAX_EXP)
         return NBUCKETS - 1;
-    unsigned m = (unsigned)(v >> e);       /* in [SUB, 2*SUB) */
+    unsigned m = (unsigned)(v >> e); /* in [SUB, 2*SUB) */
     return 2 * SUB + (e - 1) * SUB + (m - SUB);
 }
 

@@ -16,14 +16,14 @@
 #include "loadgen.h"
 
 #define MAX_DEPTH 64
-#define MAX_PATH 200
+#define MAX_PATH  200
 
 struct jp {
     const char *s, *e;
     struct jfield *f;
     size_t nf;
     char path[MAX_PATH];
-    size_t plen;            /* > MAX_PATH - 1 means "too long, matches nothing" */
+    size_t plen; /* > MAX_PATH - 1 means "too long, matches nothing" */
     int depth;
 };
 
@@ -71,10 +71,14 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     unsigned c = p[0];
     size_t len;
     unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, min = 0x10000;
+    else
+        return 0;
     if (n < len)
         return 0;
     unsigned cp = c & (0x3F >> (len - 1));
@@ -112,8 +116,8 @@ static bool string(struct jp *j, const char **p, size_t *n)
                 return false;
             char x = j->s[1];
             if (x == 'u') {
-                if (j->e - j->s < 6 || !is_hex(j->s[2]) || !is_hex(j->s[3]) ||
-                    !is_hex(j->s[4]) || !is_hex(j->s[5]))
+                if (j->e - j->s < 6 || !is_hex(j->s[2]) || !is_hex(j->s[3]) || !is_hex(j->s[4]) ||
+                    !is_hex(j->s[5]))
                     return false;
                 j->s += 6;
             } else if (strchr("\"\\/bfnrt", x) && x) {
@@ -147,7 +151,7 @@ static bool number(struct jp *j)
     if (*j->s == '-')
         j->s++;
     if (j->s < j->e && *j->s == '0')
-        j->s++;           /* no leading zeros */
+        j->s++; /* no leading zeros */
     else if (!digits(j))
         return false;
     if (j->s < j->e && *j->s == '.') {
@@ -302,7 +306,7 @@ long long jfield_uint(const struct jfield *f)
     long long v = 0;
     for (size_t i = 0; i < f->n; i++) {
         if (f->p[i] < '0' || f->p[i] > '9')
-            return -1;  /* negative, fraction or exponent: not a sequence number */
+            return -1; /* negative, fraction or exponent: not a sequence number */
         v = v * 10 + (f->p[i] - '0');
     }
     return v;

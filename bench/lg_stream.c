@@ -20,7 +20,7 @@
 
 #include "loadgen.h"
 
-#define MAX_LINE (1u << 20)  /* an SSE line longer than this is a broken stream */
+#define MAX_LINE (1u << 20) /* an SSE line longer than this is a broken stream */
 
 static http_parser_settings g_hs;
 
@@ -34,7 +34,8 @@ uint64_t now_ns(void)
 const char *verdict_name(enum verdict v)
 {
     static const char *const names[V__COUNT] = {
-        "pending", "ok", "http_status", "reset", "timeout", "connect", "upstream", "invalid", "incomplete",
+        "pending", "ok",       "http_status", "reset",      "timeout",
+        "connect", "upstream", "invalid",     "incomplete",
     };
     return v < V__COUNT ? names[v] : "?";
 }
@@ -82,8 +83,8 @@ static bool grow(char **buf, size_t *cap, size_t need)
 static void chatd_event(struct stream *s, const char *d, size_t n)
 {
     struct jfield f[] = {
-        { .path = "sequence" }, { .path = "is_final" }, { .path = "content" },
-        { .path = "correlation_id" }, { .path = "status" }, { .path = "error.error" },
+        { .path = "sequence" },       { .path = "is_final" }, { .path = "content" },
+        { .path = "correlation_id" }, { .path = "status" },   { .path = "error.error" },
     };
     if (s->final_seen) {
         stream_fail(s, V_INVALID, "an event follows the final event");
@@ -96,7 +97,8 @@ static void chatd_event(struct stream *s, const char *d, size_t n)
     long long seq = jfield_uint(&f[0]);
     if (seq != s->next_seq) {
         failf(s, V_INVALID, "event %u: sequence %.*s, expected %lld", s->events,
-              f[0].p ? (int)(f[0].n < 20 ? f[0].n : 20) : 7, f[0].p ? f[0].p : "missing", s->next_seq);
+              f[0].p ? (int)(f[0].n < 20 ? f[0].n : 20) : 7, f[0].p ? f[0].p : "missing",
+              s->next_seq);
         return;
     }
     s->next_seq++;
@@ -105,7 +107,8 @@ static void chatd_event(struct stream *s, const char *d, size_t n)
         return;
     }
     if (f[2].t != J_STR || f[3].t != J_STR || f[3].n == 0 || f[3].n >= sizeof s->cid) {
-        failf(s, V_INVALID, "event %u: content or correlation_id missing or not a string", s->events);
+        failf(s, V_INVALID, "event %u: content or correlation_id missing or not a string",
+              s->events);
         return;
     }
     if (s->cid_len == 0) {
@@ -129,7 +132,8 @@ static void chatd_event(struct stream *s, const char *d, size_t n)
 static void openai_event(struct stream *s, const char *d, size_t n)
 {
     struct jfield f[] = {
-        { .path = "choices.0.delta.content" }, { .path = "error" },
+        { .path = "choices.0.delta.content" },
+        { .path = "error" },
     };
     if (s->done_seen) {
         stream_fail(s, V_INVALID, "an event follows data: [DONE]");
@@ -154,7 +158,7 @@ static void openai_event(struct stream *s, const char *d, size_t n)
 static void sse_dispatch(struct stream *s)
 {
     if (!s->ev_has_data)
-        return;  /* a blank line without data is no event (SSE spec) */
+        return; /* a blank line without data is no event (SSE spec) */
     if (s->t_first == 0)
         s->t_first = now_ns();
     if (s->ev_multi)
@@ -174,7 +178,7 @@ static void sse_line(struct stream *s, const char *p, size_t n)
         sse_dispatch(s);
         return;
     }
-    if (s->final_seen) {  /* chatd: "Nothing follows it", comments included */
+    if (s->final_seen) { /* chatd: "Nothing follows it", comments included */
         stream_fail(s, V_INVALID, "bytes follow the final event");
         return;
     }
@@ -185,7 +189,7 @@ static void sse_line(struct stream *s, const char *p, size_t n)
     const char *colon = memchr(p, ':', n);
     size_t flen = colon ? (size_t)(colon - p) : n;
     if (flen != 4 || memcmp(p, "data", 4) != 0)
-        return;  /* event:, id:, retry: and unknown fields carry nothing we check */
+        return; /* event:, id:, retry: and unknown fields carry nothing we check */
     const char *v = colon ? colon + 1 : p + n;
     size_t vn = (size_t)(p + n - v);
     if (vn && *v == ' ')
@@ -199,7 +203,7 @@ static void sse_line(struct stream *s, const char *p, size_t n)
         return;
     }
     memcpy(s->ev, v, vn);
-    s->ev[vn] = '\0';  /* only for %.40s in messages */
+    s->ev[vn] = '\0'; /* only for %.40s in messages */
     s->ev_len = vn;
     s->ev_has_data = true;
 }
@@ -208,7 +212,7 @@ static void sse_line(struct stream *s, const char *p, size_t n)
 static void sse_feed(struct stream *s, const char *p, size_t n)
 {
     while (n > 0) {
-        if (s->skip_lf) {  /* CRLF split across reads */
+        if (s->skip_lf) { /* CRLF split across reads */
             s->skip_lf = false;
             if (*p == '\n') {
                 p++, n--;
@@ -229,7 +233,7 @@ static void sse_feed(struct stream *s, const char *p, size_t n)
         }
         size_t len = (size_t)(end - p);
         if (s->line_len == 0) {
-            sse_line(s, p, len);  /* common case: the whole line is in this read */
+            sse_line(s, p, len); /* common case: the whole line is in this read */
         } else {
             if (!grow(&s->line, &s->line_cap, s->line_len + len)) {
                 stream_fail(s, V_INVALID, "out of memory for a line");
@@ -283,20 +287,21 @@ static int on_headers_complete(http_parser *hp)
 {
     struct stream *s = hp->data;
     if (hp->status_code / 100 == 1)
-        return 0;  /* 1xx: the real response follows */
+        return 0; /* 1xx: the real response follows */
     if (hp->status_code != 200) {
         failf(s, V_STATUS, "HTTP status %u", hp->status_code);
         return 0;
     }
     if (s->ctype_len < 17 || strncasecmp(s->ctype, "text/event-stream", 17) != 0)
-        failf(s, V_INVALID, "Content-Type is '%.*s', not text/event-stream", s->ctype_len, s->ctype);
+        failf(s, V_INVALID, "Content-Type is '%.*s', not text/event-stream", s->ctype_len,
+              s->ctype);
     return 0;
 }
 
 static int on_body(http_parser *hp, const char *at, size_t len)
 {
     struct stream *s = hp->data;
-    if (s->v == V_PENDING || s->v == V_UPSTREAM)  /* after a failure: only drained */
+    if (s->v == V_PENDING || s->v == V_UPSTREAM) /* after a failure: only drained */
         sse_feed(s, at, len);
     return 0;
 }
@@ -319,7 +324,7 @@ static int on_message_complete(http_parser *hp)
         failf(s, V_INCOMPLETE, "no data: [DONE] after %u events", s->events);
     if (s->v == V_PENDING)
         s->v = V_OK;
-    http_parser_pause(hp, 1);  /* anything after this is not part of the response */
+    http_parser_pause(hp, 1); /* anything after this is not part of the response */
     return 0;
 }
 
@@ -346,7 +351,7 @@ void stream_reset(struct stream *s)
     char *line = s->line, *ev = s->ev;
     size_t lcap = s->line_cap, ecap = s->ev_cap;
     enum lg_mode mode = s->mode;
-    if (lcap > 4096) {  /* keep small buffers across requests, drop big ones */
+    if (lcap > 4096) { /* keep small buffers across requests, drop big ones */
         free(line);
         line = NULL;
         lcap = 0;
@@ -391,7 +396,7 @@ void stream_eof(struct stream *s)
 {
     if (s->done)
         return;
-    http_parser_execute(&s->hp, &g_hs, NULL, 0);  /* ends a close-delimited body */
+    http_parser_execute(&s->hp, &g_hs, NULL, 0); /* ends a close-delimited body */
     if (!s->done) {
         failf(s, V_RESET, "connection closed %s the response",
               s->bytes ? "in the middle of" : "before");

@@ -21,30 +21,30 @@
 #include "loadgen.h"
 
 #define DEFAULT_CHATD_BODY "{\"message\":\"What is 2+2?\"}"
-#define DEFAULT_OPENAI_BODY "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\"," \
+#define DEFAULT_OPENAI_BODY                                        \
+    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\"," \
     "\"content\":\"What is 2+2?\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
 
 struct lg G;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-        "usage: loadgen --url http://127.0.0.1:PORT/path [options]\n"
-        "       loadgen --selftest\n"
-        "  --mode chatd|openai   stream contract to verify (default chatd)\n"
-        "  --body JSON           request body (default: a small chat request for the mode)\n"
-        "  --header 'K: V'       extra request header (repeatable)\n"
-        "load shape (one of):\n"
-        "  --concurrency C       closed loop on C keep-alive connections (default 64)\n"
-        "  --rate R              open loop: R new streams per second\n"
-        "  --streams N [--hold]  N streams at once, then wait for all\n"
-        "  --duration S          seconds for closed/open loop (default 10)\n"
-        "  --requests N          closed loop: stop after N streams instead\n"
-        "other:\n"
-        "  --timeout S           per-stream limit, counted as an error (default 60)\n"
-        "  --max-conns N         connection cap (default: fd limit - 32)\n"
-        "  --json                one-line JSON report on stdout (table goes to stderr)\n"
-        "  --quiet               no table\n");
+    fprintf(f, "usage: loadgen --url http://127.0.0.1:PORT/path [options]\n"
+               "       loadgen --selftest\n"
+               "  --mode chatd|openai   stream contract to verify (default chatd)\n"
+               "  --body JSON           request body (default: a small chat request for the mode)\n"
+               "  --header 'K: V'       extra request header (repeatable)\n"
+               "load shape (one of):\n"
+               "  --concurrency C       closed loop on C keep-alive connections (default 64)\n"
+               "  --rate R              open loop: R new streams per second\n"
+               "  --streams N [--hold]  N streams at once, then wait for all\n"
+               "  --duration S          seconds for closed/open loop (default 10)\n"
+               "  --requests N          closed loop: stop after N streams instead\n"
+               "other:\n"
+               "  --timeout S           per-stream limit, counted as an error (default 60)\n"
+               "  --max-conns N         connection cap (default: fd limit - 32)\n"
+               "  --json                one-line JSON report on stdout (table goes to stderr)\n"
+               "  --quiet               no table\n");
 }
 
 static double num_arg(const char *s, const char *name, double lo, double hi)
@@ -128,8 +128,10 @@ static int resolve(void)
     else if (G.addr.ss_family == AF_INET6)
         loop = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&G.addr)->sin6_addr);
     if (!loop) {
-        fprintf(stderr, "loadgen: '%s' is not a loopback address; this tool only loads "
-                        "servers on this machine (127.0.0.0/8 or ::1).\n", G.o.host);
+        fprintf(stderr,
+                "loadgen: '%s' is not a loopback address; this tool only loads "
+                "servers on this machine (127.0.0.0/8 or ::1).\n",
+                G.o.host);
         return -1;
     }
     return 0;
@@ -137,8 +139,9 @@ static int resolve(void)
 
 static int build_request(void)
 {
-    const char *body = G.o.body ? G.o.body
-                     : G.o.mode == MODE_CHATD ? DEFAULT_CHATD_BODY : DEFAULT_OPENAI_BODY;
+    const char *body = G.o.body                 ? G.o.body
+                       : G.o.mode == MODE_CHATD ? DEFAULT_CHATD_BODY
+                                                : DEFAULT_OPENAI_BODY;
     size_t blen = strlen(body);
     const char *hdrs = G.o.headers ? G.o.headers : "";
     size_t cap = strlen(G.o.path) + strlen(G.o.host) + strlen(hdrs) + blen + 256;
@@ -156,15 +159,42 @@ static int build_request(void)
 
 static void parse_opts(int argc, char **argv, bool *selftest)
 {
-    enum { O_URL = 256, O_MODE, O_BODY, O_HEADER, O_CONC, O_DUR, O_REQS, O_RATE, O_STREAMS,
-           O_HOLD, O_TIMEOUT, O_MAXC, O_JSON, O_QUIET, O_SELF, O_HELP };
+    enum {
+        O_URL = 256,
+        O_MODE,
+        O_BODY,
+        O_HEADER,
+        O_CONC,
+        O_DUR,
+        O_REQS,
+        O_RATE,
+        O_STREAMS,
+        O_HOLD,
+        O_TIMEOUT,
+        O_MAXC,
+        O_JSON,
+        O_QUIET,
+        O_SELF,
+        O_HELP
+    };
     static const struct option lo[] = {
-        { "url", 1, 0, O_URL }, { "mode", 1, 0, O_MODE }, { "body", 1, 0, O_BODY },
-        { "header", 1, 0, O_HEADER }, { "concurrency", 1, 0, O_CONC }, { "duration", 1, 0, O_DUR },
-        { "requests", 1, 0, O_REQS }, { "rate", 1, 0, O_RATE }, { "streams", 1, 0, O_STREAMS },
-        { "hold", 0, 0, O_HOLD }, { "timeout", 1, 0, O_TIMEOUT }, { "max-conns", 1, 0, O_MAXC },
-        { "json", 0, 0, O_JSON }, { "quiet", 0, 0, O_QUIET }, { "selftest", 0, 0, O_SELF },
-        { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
+        { "url", 1, 0, O_URL },
+        { "mode", 1, 0, O_MODE },
+        { "body", 1, 0, O_BODY },
+        { "header", 1, 0, O_HEADER },
+        { "concurrency", 1, 0, O_CONC },
+        { "duration", 1, 0, O_DUR },
+        { "requests", 1, 0, O_REQS },
+        { "rate", 1, 0, O_RATE },
+        { "streams", 1, 0, O_STREAMS },
+        { "hold", 0, 0, O_HOLD },
+        { "timeout", 1, 0, O_TIMEOUT },
+        { "max-conns", 1, 0, O_MAXC },
+        { "json", 0, 0, O_JSON },
+        { "quiet", 0, 0, O_QUIET },
+        { "selftest", 0, 0, O_SELF },
+        { "help", 0, 0, O_HELP },
+        { 0, 0, 0, 0 },
     };
     G.o.concurrency = 64;
     G.o.duration_s = 10;
@@ -185,9 +215,12 @@ static void parse_opts(int argc, char **argv, bool *selftest)
         case O_CONC: G.o.concurrency = (int)num_arg(optarg, "--concurrency", 1, 1000000); break;
         case O_DUR: G.o.duration_s = num_arg(optarg, "--duration", 0.01, 86400); break;
         case O_REQS: G.o.requests = (long long)num_arg(optarg, "--requests", 1, 1e12); break;
-        case O_RATE: G.o.rate = num_arg(optarg, "--rate", 0.001, 1e7); G.o.shape = SHAPE_OPEN; break;
+        case O_RATE:
+            G.o.rate = num_arg(optarg, "--rate", 0.001, 1e7);
+            G.o.shape = SHAPE_OPEN;
+            break;
         case O_STREAMS: G.o.streams = (int)num_arg(optarg, "--streams", 1, 1000000); break;
-        case O_HOLD: break;  /* --streams already means "all at once, then wait" */
+        case O_HOLD: break; /* --streams already means "all at once, then wait" */
         case O_TIMEOUT: G.o.timeout_s = num_arg(optarg, "--timeout", 0.01, 86400); break;
         case O_MAXC: G.o.max_conns = (int)num_arg(optarg, "--max-conns", 1, 1000000); break;
         case O_JSON: G.o.json = true; break;
@@ -239,24 +272,28 @@ static void print_table(FILE *f, double el)
     fprintf(f, "loadgen %s, %s -> %s\n", G.o.mode == MODE_CHATD ? "chatd" : "openai",
             shape_desc(sh, sizeof sh), G.o.url);
     fprintf(f, "  %-22s %llu in %.2f s = %.1f streams/s (started %llu)\n", "completed streams",
-            (unsigned long long)v[V_OK], el, (double)v[V_OK] / el, (unsigned long long)G.st.started);
+            (unsigned long long)v[V_OK], el, (double)v[V_OK] / el,
+            (unsigned long long)G.st.started);
     fprintf(f, "  %-22s p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms\n", "time to first event",
             ms(hist_pct(t, 50)), ms(hist_pct(t, 90)), ms(hist_pct(t, 99)), ms(t->max));
-    fprintf(f, "  %-22s p50 %.2f  p99 %.2f  max %.2f ms\n", "whole stream",
-            ms(hist_pct(d, 50)), ms(hist_pct(d, 99)), ms(d->max));
-    fprintf(f, "  %-22s %llu (http_status %llu, connect %llu, reset %llu, timeout %llu, upstream %llu)\n",
-            "errors", (unsigned long long)n_errors(), (unsigned long long)v[V_STATUS],
-            (unsigned long long)v[V_CONNECT], (unsigned long long)v[V_RESET],
-            (unsigned long long)v[V_TIMEOUT], (unsigned long long)v[V_UPSTREAM]);
+    fprintf(f, "  %-22s p50 %.2f  p99 %.2f  max %.2f ms\n", "whole stream", ms(hist_pct(d, 50)),
+            ms(hist_pct(d, 99)), ms(d->max));
+    fprintf(
+        f,
+        "  %-22s %llu (http_status %llu, connect %llu, reset %llu, timeout %llu, upstream %llu)\n",
+        "errors", (unsigned long long)n_errors(), (unsigned long long)v[V_STATUS],
+        (unsigned long long)v[V_CONNECT], (unsigned long long)v[V_RESET],
+        (unsigned long long)v[V_TIMEOUT], (unsigned long long)v[V_UPSTREAM]);
     fprintf(f, "  %-22s %llu invalid, %llu incomplete\n", "bad streams",
             (unsigned long long)v[V_INVALID], (unsigned long long)v[V_INCOMPLETE]);
     fprintf(f, "  %-22s %llu events (%llu with content), %llu bytes, %llu connections opened\n",
             "traffic", (unsigned long long)G.st.events, (unsigned long long)G.st.content_events,
             (unsigned long long)G.st.bytes, (unsigned long long)G.st.conns_opened);
     if (G.st.emfile || G.st.addrnotavail || G.st.queued || G.st.dropped)
-        fprintf(f, "  %-22s EMFILE %llu, EADDRNOTAVAIL %llu, queued %llu, dropped %llu\n", "limits hit",
-                (unsigned long long)G.st.emfile, (unsigned long long)G.st.addrnotavail,
-                (unsigned long long)G.st.queued, (unsigned long long)G.st.dropped);
+        fprintf(f, "  %-22s EMFILE %llu, EADDRNOTAVAIL %llu, queued %llu, dropped %llu\n",
+                "limits hit", (unsigned long long)G.st.emfile,
+                (unsigned long long)G.st.addrnotavail, (unsigned long long)G.st.queued,
+                (unsigned long long)G.st.dropped);
     if (G.st.stray)
         fprintf(f, "  %-22s %llu idle connections got bytes after their response ended\n",
                 "stray bytes", (unsigned long long)G.st.stray);
@@ -272,7 +309,7 @@ static void json_str(FILE *f, const char *s)
         if (c == '"' || c == '\\')
             fprintf(f, "\\%c", c);
         else if (c < 0x20 || c >= 0x7f)
-            fprintf(f, "\\u%04x", c);  /* non-ASCII bytes of a quoted stream: escaped raw */
+            fprintf(f, "\\u%04x", c); /* non-ASCII bytes of a quoted stream: escaped raw */
         else
             fputc(c, f);
     }
@@ -284,31 +321,36 @@ static void print_json(FILE *f, double el)
     const uint64_t *v = G.st.by_verdict;
     const struct hist *t = &G.st.ttfe, *d = &G.st.total;
     static const char *const shapes[] = { "closed", "open", "hold" };
-    fprintf(f, "{\"mode\":\"%s\",\"shape\":\"%s\",\"url\":", G.o.mode == MODE_CHATD ? "chatd" : "openai",
-            shapes[G.o.shape]);
+    fprintf(f, "{\"mode\":\"%s\",\"shape\":\"%s\",\"url\":",
+            G.o.mode == MODE_CHATD ? "chatd" : "openai", shapes[G.o.shape]);
     json_str(f, G.o.url);
-    fprintf(f, ",\"concurrency\":%d,\"rate\":%g,\"streams\":%d,\"elapsed_s\":%.3f,\"started\":%llu,"
-               "\"completed\":%llu,\"streams_per_s\":%.1f,",
+    fprintf(f,
+            ",\"concurrency\":%d,\"rate\":%g,\"streams\":%d,\"elapsed_s\":%.3f,\"started\":%llu,"
+            "\"completed\":%llu,\"streams_per_s\":%.1f,",
             G.o.shape == SHAPE_CLOSED ? G.o.concurrency : 0, G.o.rate, G.o.streams, el,
             (unsigned long long)G.st.started, (unsigned long long)v[V_OK], (double)v[V_OK] / el);
-    fprintf(f, "\"ttfe_p50_ms\":%.3f,\"ttfe_p90_ms\":%.3f,\"ttfe_p99_ms\":%.3f,\"ttfe_max_ms\":%.3f,"
-               "\"stream_p50_ms\":%.3f,\"stream_p99_ms\":%.3f,\"stream_max_ms\":%.3f,",
+    fprintf(f,
+            "\"ttfe_p50_ms\":%.3f,\"ttfe_p90_ms\":%.3f,\"ttfe_p99_ms\":%.3f,\"ttfe_max_ms\":%.3f,"
+            "\"stream_p50_ms\":%.3f,\"stream_p99_ms\":%.3f,\"stream_max_ms\":%.3f,",
             ms(hist_pct(t, 50)), ms(hist_pct(t, 90)), ms(hist_pct(t, 99)), ms(t->max),
             ms(hist_pct(d, 50)), ms(hist_pct(d, 99)), ms(d->max));
-    fprintf(f, "\"errors\":%llu,\"err_http_status\":%llu,\"err_connect\":%llu,\"err_reset\":%llu,"
-               "\"err_timeout\":%llu,\"err_upstream\":%llu,\"invalid\":%llu,\"incomplete\":%llu,",
+    fprintf(f,
+            "\"errors\":%llu,\"err_http_status\":%llu,\"err_connect\":%llu,\"err_reset\":%llu,"
+            "\"err_timeout\":%llu,\"err_upstream\":%llu,\"invalid\":%llu,\"incomplete\":%llu,",
             (unsigned long long)n_errors(), (unsigned long long)v[V_STATUS],
             (unsigned long long)v[V_CONNECT], (unsigned long long)v[V_RESET],
             (unsigned long long)v[V_TIMEOUT], (unsigned long long)v[V_UPSTREAM],
             (unsigned long long)v[V_INVALID], (unsigned long long)v[V_INCOMPLETE]);
-    fprintf(f, "\"events\":%llu,\"content_events\":%llu,\"bytes\":%llu,\"conns_opened\":%llu,"
-               "\"emfile\":%llu,\"eaddrnotavail\":%llu,\"queued\":%llu,\"dropped\":%llu,\"stray\":%llu,"
-               "\"first_failure\":",
-            (unsigned long long)G.st.events, (unsigned long long)G.st.content_events,
-            (unsigned long long)G.st.bytes, (unsigned long long)G.st.conns_opened,
-            (unsigned long long)G.st.emfile, (unsigned long long)G.st.addrnotavail,
-            (unsigned long long)G.st.queued, (unsigned long long)G.st.dropped,
-            (unsigned long long)G.st.stray);
+    fprintf(
+        f,
+        "\"events\":%llu,\"content_events\":%llu,\"bytes\":%llu,\"conns_opened\":%llu,"
+        "\"emfile\":%llu,\"eaddrnotavail\":%llu,\"queued\":%llu,\"dropped\":%llu,\"stray\":%llu,"
+        "\"first_failure\":",
+        (unsigned long long)G.st.events, (unsigned long long)G.st.content_events,
+        (unsigned long long)G.st.bytes, (unsigned long long)G.st.conns_opened,
+        (unsigned long long)G.st.emfile, (unsigned long long)G.st.addrnotavail,
+        (unsigned long long)G.st.queued, (unsigned long long)G.st.dropped,
+        (unsigned long long)G.st.stray);
     json_str(f, G.st.first_failure);
     fputs("}\n", f);
 }
@@ -330,7 +372,8 @@ int main(int argc, char **argv)
     if (selftest)
         return run_selftest() ? 1 : 0;
     if (parse_url(G.o.url) < 0) {
-        fprintf(stderr, "loadgen: --url must look like http://127.0.0.1:PORT/path, got '%s'\n", G.o.url);
+        fprintf(stderr, "loadgen: --url must look like http://127.0.0.1:PORT/path, got '%s'\n",
+                G.o.url);
         return 2;
     }
     if (resolve() < 0 || build_request() < 0)

@@ -43,7 +43,7 @@ bool jfield_is(const struct jfield *f, const char *str);
 enum lg_mode { MODE_CHATD, MODE_OPENAI };
 
 enum verdict {
-    V_PENDING,    /* response not finished yet */
+    V_PENDING, /* response not finished yet */
     V_OK,
     V_STATUS,     /* HTTP status other than 200 */
     V_RESET,      /* connection ended before the response did */
@@ -58,10 +58,10 @@ enum verdict {
 struct stream {
     enum lg_mode mode;
     http_parser hp;
-    bool done;              /* the HTTP response is complete */
+    bool done; /* the HTTP response is complete */
     bool keep_alive;
     enum verdict v;
-    char why[120];          /* first reason for a non-OK verdict */
+    char why[120]; /* first reason for a non-OK verdict */
     /* response headers we check */
     char hname[16];
     uint8_t hname_len;
@@ -69,7 +69,7 @@ struct stream {
     char ctype[48], hcid[48];
     uint8_t ctype_len, hcid_len;
     /* SSE parsing state */
-    char *line, *ev;        /* partial line; data of the current event */
+    char *line, *ev; /* partial line; data of the current event */
     size_t line_len, line_cap, ev_len, ev_cap;
     bool skip_lf, ev_has_data, ev_multi;
     /* validation state */
@@ -78,13 +78,13 @@ struct stream {
     char cid[48];
     uint8_t cid_len;
     uint32_t events, content_events, comments;
-    uint64_t t_first;       /* CLOCK_MONOTONIC ns of the first event; 0 = none yet */
+    uint64_t t_first; /* CLOCK_MONOTONIC ns of the first event; 0 = none yet */
     uint64_t bytes;
 };
 
 void stream_global_init(void);
 void stream_init(struct stream *s, enum lg_mode mode);
-void stream_reset(struct stream *s);   /* before each request on a connection */
+void stream_reset(struct stream *s); /* before each request on a connection */
 void stream_free(struct stream *s);
 /* Feeds received bytes; bytes past the end of the response make it invalid. */
 void stream_input(struct stream *s, const char *buf, size_t len);
@@ -116,13 +116,13 @@ struct lg_opts {
     char host[256], path[1024];
     int port;
     const char *url, *body;
-    char *headers;          /* extra "K: V\r\n" lines */
+    char *headers; /* extra "K: V\r\n" lines */
     int concurrency;
     double duration_s;
-    long long requests;     /* closed loop: stop after this many (0 = use duration) */
+    long long requests; /* closed loop: stop after this many (0 = use duration) */
     double rate;
-    int streams;            /* --streams N: all at once, then wait */
-    double timeout_s;       /* per stream */
+    int streams;      /* --streams N: all at once, then wait */
+    double timeout_s; /* per stream */
     int max_conns;
     bool json, quiet;
 };
@@ -131,7 +131,7 @@ struct lg_stats {
     uint64_t started, by_verdict[V__COUNT];
     uint64_t bytes, events, content_events, conns_opened;
     uint64_t emfile, addrnotavail, queued, dropped, stray;
-    struct hist ttfe, total;  /* microseconds */
+    struct hist ttfe, total; /* microseconds */
     char first_failure[200];
 };
 
@@ -150,7 +150,7 @@ struct lg {
 
 extern struct lg G;
 
-int run_load(void);             /* lg_conn.c: 0, or -1 on a setup error */
-int run_selftest(void);         /* lg_selftest.c: number of failures */
+int run_load(void);     /* lg_conn.c: 0, or -1 on a setup error */
+int run_selftest(void); /* lg_selftest.c: number of failures */
 
 #endif
