@@ -92,6 +92,7 @@ format-check:
 clean:
 	rm -rf build
 
-include tests/fuzz/fuzz.mk
+# Optional: the container build copies only what building chatd needs.
+-include tests/fuzz/fuzz.mk
 
 -include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
