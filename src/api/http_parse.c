@@ -33,24 +33,33 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
+/* Appends data to a NUL-terminated buffer that starts at first bytes and
+ * doubles. Returns 0 or -1 when out of memory. */
+static int append(char **buf, size_t *len, size_t *cap, size_t first, const char *data, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : first;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *grown = realloc(*buf, c);
+        if (grown == NULL)
+            return -1;
+        *buf = grown;
+        *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct http_request *r = conn_of(p)->req;
     if (r->path_len + len > HTTP_MAX_TARGET)
         return reject(conn_of(p), 414);
-    if (r->path_len + len + 1 > r->path_cap) {
-        size_t cap = r->path_cap ? r->path_cap : 64;
-        while (cap < r->path_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(r->path, cap);
-        if (grown == NULL)
-            return reject(conn_of(p), 400);
-        r->path = grown;
-        r->path_cap = cap;
-    }
-    memcpy(r->path + r->path_len, at, len);
-    r->path_len += len;
-    r->path[r->path_len] = '\0';
+    if (append(&r->path, &r->path_len, &r->path_cap, 64, at, len) != 0)
+        return reject(conn_of(p), 400);
     return 0;
 }
 
@@ -157,21 +166,11 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct http_request *r = c->req;
     if (r->body_len + len > HTTP_MAX_BODY)
         return reject(c, 413);
-    if (r->body_len + len + 1 > r->body_cap) {
-        /* Grow to the announced length at once, else by doubling: a slow client
-         * holds only what it has sent. */
-        size_t cap = r->content_length ? (size_t)r->content_length + 1 : 1024;
-        while (cap < r->body_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(r->body, cap);
-        if (grown == NULL)
-            return reject(c, 400);
-        r->body = grown;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, at, len);
-    r->body_len += len;
-    r->body[r->body_len] = '\0';
+    /* Grow to the announced length at once, else by doubling: a slow client
+     * holds only what it has sent. */
+    size_t first = r->content_length ? (size_t)r->content_length + 1 : 1024;
+    if (append(&r->body, &r->body_len, &r->body_cap, first, at, len) != 0)
+        return reject(c, 400);
     return 0;
 }
 
