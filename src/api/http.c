@@ -86,7 +86,6 @@ static void finish_response(struct http_conn *c)
         return;
     event_del(&c->timer);
     c->response_done = false;
-    c->streaming = false;
     if (!c->keep_alive || c->srv->draining) {
         start_linger(c);
         return;
@@ -302,9 +301,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_h
     s->base = base;
     s->h = *h;
     s->ctx = ctx;
-    struct timeval tv = { (time_t)client_timeout_s,
-                          (suseconds_t)((client_timeout_s - (double)(time_t)client_timeout_s) *
-                                        1e6) };
+    struct timeval tv = clock_timeval(client_timeout_s);
     struct timeval linger = { LINGER_SECONDS, 0 };
     if (timercmp(&tv, &linger, <))
         linger = tv;

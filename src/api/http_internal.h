@@ -40,8 +40,7 @@ struct http_conn {
     bool head;                /* the response has no body (HEAD) */
     bool keep_alive;          /* another request may follow this response */
     bool http10;
-    bool chunked; /* the streamed response uses chunked coding */
-    bool streaming;
+    bool chunked;       /* the streamed response uses chunked coding */
     bool response_done; /* the whole answer is queued */
     bool notify_drained;
     bool flush_scheduled; /* the write handler will run in this loop turn */

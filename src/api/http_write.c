@@ -126,7 +126,6 @@ static void schedule_flush(struct http_conn *c)
 
 void http_stream_begin(struct http_conn *c, int status, const struct http_header *h, size_t nh)
 {
-    c->streaming = true;
     c->chunked = !c->http10;
     if (c->http10)
         c->keep_alive = false; /* the end of the body is the end of the connection */

@@ -23,6 +23,8 @@ void mw_begin(struct http_request *req)
         memcpy(req->cid, h->v, UUID_STR_LEN + 1);
     else if (uuid4_generate(req->cid) != 0)
         snprintf(req->cid, sizeof req->cid, "00000000-0000-4000-8000-000000000000");
+    if (!log_enabled(LOG_INFO))
+        return;
     char path[LOG_PATH_MAX + 1];
     snprintf(path, sizeof path, "%s", req->path ? req->path : "");
     log_event(LOG_INFO, "request_received", req->cid,

@@ -22,6 +22,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "api/worker.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -233,8 +234,7 @@ static void begin_drain(struct worker *w)
     close(w->listen_fd); /* stop accepting: new connections are refused */
     w->listen_fd = -1;
     http_server_drain(w->http);
-    double d = w->cfg->drain_s;
-    struct timeval tv = { (time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6) };
+    struct timeval tv = clock_timeval(w->cfg->drain_s);
     event_add(w->drain_ev, &tv);
     struct timeval check = { 0, EXIT_CHECK_MS * 1000 };
     event_add(w->exit_ev, &check);
@@ -299,8 +299,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     }
     if (w->wake_fd < 0 || w->base == NULL)
         return -1;
-    struct timeval tv = { (time_t)cfg->timeout_s,
-                          (suseconds_t)((cfg->timeout_s - (double)(time_t)cfg->timeout_s) * 1e6) };
+    struct timeval tv = clock_timeval(cfg->timeout_s);
     w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
     w->http = http_server_new(w->base, &routes_handlers, w, cfg->client_timeout_s);
     w->provider = provider_new(w->base, cfg);

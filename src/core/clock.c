@@ -76,3 +76,9 @@ void clock_now_iso8601(char out[CLOCK_ISO8601_LEN + 1])
 {
     clock_format_iso8601(clock_wall_ms(), out);
 }
+
+struct timeval clock_timeval(double seconds)
+{
+    time_t whole = (time_t)seconds;
+    return (struct timeval){ whole, (suseconds_t)((seconds - (double)whole) * 1e6) };
+}
