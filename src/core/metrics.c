@@ -220,7 +220,9 @@ static void header(struct text *t, const char *name, const char *type, const cha
 
 static void render_requests(struct text *t, struct metrics *m)
 {
-    static const char *const routes[] = { "/chat", "/health", "/metrics", "other" };
+    static const char *const routes[] = {
+        "/chat", "/v1/chat/completions", "/v1/models", "/health", "/ready", "/metrics", "/", "other"
+    };
     header(t, "chatd_http_requests_total", "counter", "HTTP responses sent, by route and status.");
     for (int r = 0; r < ROUTE_COUNT; r++) {
         for (size_t st = 0; st < N_STATUS; st++) {

@@ -11,7 +11,17 @@
 
 #include "models/error.h"
 
-enum metric_route { ROUTE_CHAT, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_OTHER, ROUTE_COUNT };
+enum metric_route {
+    ROUTE_CHAT,
+    ROUTE_V1_CHAT,
+    ROUTE_V1_MODELS,
+    ROUTE_HEALTH,
+    ROUTE_READY,
+    ROUTE_METRICS,
+    ROUTE_UI,
+    ROUTE_OTHER,
+    ROUTE_COUNT
+};
 
 /* How a /chat request ended (response_complete's outcome). */
 enum outcome {
