@@ -4,6 +4,7 @@
  * remove the handle, tell the owner, recycle the handle. */
 #include "services/provider.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/log.h"
 
 #define POOL_MAX         256  /* idle easy handles kept for reuse */
 #define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
@@ -39,6 +41,8 @@ struct sock_ctx {
 
 struct provider {
     struct event_base *base;
+    int in_callback; /* > 0 while curl runs one of our callbacks: no multi calls then */
+    bool h2_seen; /* a transfer of this provider ran over HTTP/2: new ones may wait to multiplex */
     const struct config *cfg;
     CURLM *multi;
     struct event *timer;
@@ -53,18 +57,27 @@ struct provider {
     size_t active;
 };
 
+/* Work a call must do from the event loop rather than inside a curl callback. */
+enum deferred { DEFER_NONE, DEFER_CANCEL, DEFER_RESUME, DEFER_RELEASE_EXPIRED };
+
 struct provider_call {
     struct provider *p;
     struct provider_call *prev, *next;
     CURL *easy;
     char *body;
-    const struct provider_callbacks *cb; /* NULL once released */
+    const struct provider_callbacks *cb; /* NULL once released or cancelled */
     void *owner;
-    struct event *release_timer;
+    /* Deferred work and the release deadline share one event embedded here, so
+     * that scheduling them cannot fail for want of memory. */
+    struct event ev;
+    enum deferred deferred;
+    bool cancelled; /* the owner cancelled it: the write callback aborts the transfer */
+    bool in_done;   /* on_done is running: the call is freed right after */
     char errbuf[CURL_ERROR_SIZE];
 };
 
 static void check_done(struct provider *p);
+static void check_mcode(CURLMcode rc, const char *what);
 
 /* ---- the event-loop glue ------------------------------------------------------------ */
 
@@ -120,7 +133,7 @@ static void on_sock_event(evutil_socket_t fd, short what, void *arg)
     int flags =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(p->multi, fd, flags, &running);
+    check_mcode(curl_multi_socket_action(p->multi, fd, flags, &running), "socket_action");
     check_done(p);
 }
 
@@ -183,7 +196,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct provider *p = arg;
     int running;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_mcode(curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running),
+                "socket_action");
     check_done(p);
 }
 
@@ -210,12 +224,23 @@ static void recycle(struct provider *p, CURL *easy)
         curl_easy_cleanup(easy);
 }
 
+/* Logs a multi-handle call that failed: it means a bug of ours (a call from
+ * inside a callback, a handle in the wrong state) or no memory. */
+static void check_mcode(CURLMcode rc, const char *what)
+{
+    if (rc != CURLM_OK)
+        log_event(LOG_ERROR, "curl_multi_failed", NULL, LOG_STR("call", what),
+                  LOG_STR("message", curl_multi_strerror(rc)));
+}
+
 /* Takes the transfer off the multi handle; an unfinished response closes its
- * connection (so the provider stops), a finished one leaves it for reuse. */
+ * connection (so the provider stops), a finished one leaves it for reuse.
+ * libcurl forbids this from inside its callbacks. */
 static void detach(struct provider_call *call)
 {
     struct provider *p = call->p;
-    curl_multi_remove_handle(p->multi, call->easy);
+    assert(p->in_callback == 0);
+    check_mcode(curl_multi_remove_handle(p->multi, call->easy), "remove_handle");
     if (call->prev != NULL)
         call->prev->next = call->next;
     else
@@ -227,9 +252,8 @@ static void detach(struct provider_call *call)
 
 static void free_call(struct provider_call *call)
 {
+    event_del(&call->ev);
     recycle(call->p, call->easy);
-    if (call->release_timer != NULL)
-        event_free(call->release_timer);
     free(call->body);
     free(call);
 }
@@ -240,19 +264,40 @@ static void end_call(struct provider_call *call)
     free_call(call);
 }
 
+/* Calls on_done once, with the callback guard up, then forgets the owner. */
+static void tell_done(struct provider_call *call, CURLcode result, const char *errbuf)
+{
+    if (call->cb == NULL)
+        return;
+    const struct provider_callbacks *cb = call->cb;
+    call->cb = NULL;
+    call->in_done = true;
+    cb->on_done(call->owner, (int)result, errbuf);
+}
+
+static void learn_version(struct provider *p, CURL *easy)
+{
+    long v = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &v) == CURLE_OK &&
+        v == CURL_HTTP_VERSION_2_0)
+        p->h2_seen = true;
+}
+
 static void check_done(struct provider *p)
 {
     CURLMsg *msg;
     int left;
+    assert(p->in_callback == 0);
     while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct provider_call *call = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
         CURLcode result = msg->data.result;
+        if (result == CURLE_OK)
+            learn_version(p, call->easy);
         detach(call); /* msg is invalid from here on */
-        if (call->cb != NULL)
-            call->cb->on_done(call->owner, (int)result, call->errbuf);
+        tell_done(call, result, call->errbuf);
         free_call(call);
     }
 }
@@ -261,14 +306,40 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *userdata)
 {
     struct provider_call *call = userdata;
     size_t len = size * n;
+    if (call->cancelled)
+        return 0; /* ends the transfer; the deferred cancel frees it */
     if (call->cb == NULL)
         return len; /* released: the owner is gone, the bytes only drain the connection */
-    switch (call->cb->on_data(call->owner, ptr, len)) {
+    call->p->in_callback++;
+    enum provider_verdict v = call->cb->on_data(call->owner, ptr, len);
+    call->p->in_callback--;
+    if (call->cancelled)
+        return 0;
+    switch (v) {
     case PROVIDER_GO_ON: return len;
     case PROVIDER_PAUSE: return CURL_WRITEFUNC_PAUSE;
     case PROVIDER_ABORT: break;
     }
     return 0;
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct provider_call *call = arg;
+    enum deferred d = call->deferred;
+    call->deferred = DEFER_NONE;
+    if (d == DEFER_RESUME)
+        provider_resume(call);
+    else
+        end_call(call); /* DEFER_CANCEL or DEFER_RELEASE_EXPIRED */
+}
+
+static void defer(struct provider_call *call, enum deferred d)
+{
+    call->deferred = d;
+    event_active(&call->ev, EV_TIMEOUT, 1);
 }
 
 static CURL *new_easy(struct provider *p)
@@ -287,7 +358,6 @@ static CURL *new_easy(struct provider *p)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "chatd/1.0");
@@ -302,9 +372,19 @@ static CURL *new_easy(struct provider *p)
     return e;
 }
 
+static void set_target_options(struct provider *p, CURL *e)
+{
+    /* Waiting for a connection being set up, in case it can multiplex, is right
+     * only for a provider known to speak HTTP/2; over HTTP/1.1 it makes a burst of
+     * new streams wait for another stream's whole answer. */
+    bool https = strncmp(p->cfg->chat_url, "https://", 8) == 0;
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, (long)(https && p->h2_seen));
+}
+
 struct provider_call *provider_start(struct provider *p, char *body, size_t len,
                                      const struct provider_callbacks *cb, void *owner)
 {
+    assert(p->in_callback == 0);
     struct provider_call *call = calloc(1, sizeof *call);
     CURL *e = call ? new_easy(p) : NULL;
     if (e == NULL) {
@@ -313,12 +393,16 @@ struct provider_call *provider_start(struct provider *p, char *body, size_t len,
         return NULL;
     }
     *call = (struct provider_call){ .p = p, .easy = e, .body = body, .cb = cb, .owner = owner };
+    evtimer_assign(&call->ev, p->base, on_deferred, call);
+    set_target_options(p, e);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
-    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
+    CURLMcode rc = curl_multi_add_handle(p->multi, e);
+    if (rc != CURLM_OK) {
+        check_mcode(rc, "add_handle");
         recycle(p, e);
         free(body);
         free(call);
@@ -334,43 +418,46 @@ struct provider_call *provider_start(struct provider *p, char *body, size_t len,
 
 void provider_cancel(struct provider_call *call)
 {
+    assert(!call->in_done);
+    call->cb = NULL;
+    call->owner = NULL;
+    if (call->p->in_callback > 0) {
+        call->cancelled = true; /* its write callback aborts; the loop frees it */
+        defer(call, DEFER_CANCEL);
+        return;
+    }
     end_call(call);
-}
-
-static void on_release_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    end_call(arg);
 }
 
 void provider_release(struct provider_call *call)
 {
+    assert(!call->in_done);
     call->cb = NULL;
     call->owner = NULL;
-    call->release_timer = evtimer_new(call->p->base, on_release_timeout, call);
-    if (call->release_timer == NULL) {
-        end_call(call);
-        return;
-    }
+    call->deferred = DEFER_RELEASE_EXPIRED;
     struct timeval tv = { RELEASE_GRACE_MS / 1000, (RELEASE_GRACE_MS % 1000) * 1000 };
-    evtimer_add(call->release_timer, &tv);
+    evtimer_add(&call->ev, &tv);
     curl_easy_pause(call->easy, CURLPAUSE_CONT); /* a paused transfer could never drain */
 }
 
 void provider_pause(struct provider_call *call)
 {
+    assert(call->p->in_callback == 0); /* inside on_data, return PROVIDER_PAUSE instead */
     curl_easy_pause(call->easy, CURLPAUSE_RECV);
 }
 
 void provider_resume(struct provider_call *call)
 {
     struct provider *p = call->p;
+    assert(!call->in_done && call->cb != NULL);
+    if (p->in_callback > 0) {
+        defer(call, DEFER_RESUME);
+        return;
+    }
     CURLcode rc = curl_easy_pause(call->easy, CURLPAUSE_CONT);
     if (rc != CURLE_OK) {
         detach(call);
-        if (call->cb != NULL)
-            call->cb->on_done(call->owner, (int)rc, "");
+        tell_done(call, rc, "");
         free_call(call);
         return;
     }
@@ -467,13 +554,16 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
         provider_free(p);
         return NULL;
     }
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
     /* Keep idle provider connections for reuse: one per stream that may run at once. */
     long keep = cfg->max_streams / cfg->workers + 16;
-    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, keep);
+    if (curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, keep) != CURLM_OK) {
+        provider_free(p);
+        return NULL;
+    }
     return p;
 }
 

@@ -39,13 +39,19 @@ void provider_free(struct provider *p);
 struct provider_call *provider_start(struct provider *p, char *body, size_t len,
                                      const struct provider_callbacks *cb, void *owner);
 
-/* Ends the transfer now, closing its connection so the provider stops
- * generating; no callback follows. Not from inside a callback. */
+/* Callback rule (curl's own): libcurl forbids multi-handle calls from inside its
+ * callbacks, and on_data runs inside one. Every function below may be called
+ * from on_data: what cannot run there is deferred to the loop (an event embedded
+ * in the call, so deferring cannot fail). None may be called from on_done, after
+ * which the call is freed. */
+
+/* Ends the transfer (at once, or from the loop when inside on_data), closing its
+ * connection so the provider stops generating; no callback follows. */
 void provider_cancel(struct provider_call *call);
 
 /* The owner is done but the response has not ended (bytes after [DONE]): let it
  * end by itself within a short time so the connection can be reused, without
- * callbacks; cancel it if it does not. Not from inside a callback. */
+ * callbacks; cancel it if it does not. */
 void provider_release(struct provider_call *call);
 
 /* Stops receiving (back-pressure). Not needed from inside on_data: return
@@ -53,7 +59,8 @@ void provider_release(struct provider_call *call);
 void provider_pause(struct provider_call *call);
 
 /* Receives again after a pause. on_data may run inside this call, and when the
- * transfer fails here on_done runs inside it too. Not from inside a callback. */
+ * transfer fails here on_done runs inside it too (from inside on_data: later,
+ * from the loop). */
 void provider_resume(struct provider_call *call);
 
 /* The response's HTTP status, 0 before the headers arrived. */
