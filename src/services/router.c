@@ -262,6 +262,16 @@ struct breaker *breakers_get(struct breakers *b, const char *provider_name)
     return br;
 }
 
+size_t breakers_count(struct breakers *b)
+{
+    return b != NULL ? atomic_load_explicit(&b->n, memory_order_acquire) : 0;
+}
+
+struct breaker *breakers_at(struct breakers *b, size_t i)
+{
+    return i < breakers_count(b) ? &b->slot[i] : NULL;
+}
+
 const char *breaker_name(const struct breaker *br)
 {
     return br != NULL ? br->name : "";

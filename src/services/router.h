@@ -70,6 +70,12 @@ void breakers_free(struct breakers *b);
  * ROUTER_MAX_PROVIDERS names or when out of memory: a NULL breaker always allows. */
 struct breaker *breakers_get(struct breakers *b, const char *provider_name);
 
+/* How many breakers are registered (lock-free; grows, never shrinks). */
+size_t breakers_count(struct breakers *b);
+
+/* Breaker i (0-based, < breakers_count), e.g. to export every state as a gauge. */
+struct breaker *breakers_at(struct breakers *b, size_t i);
+
 /* The name a breaker was registered under (owned by the registry). */
 const char *breaker_name(const struct breaker *br);
 

@@ -164,6 +164,10 @@ static void test_breaker_registry(void **state)
     assert_ptr_equal(breakers_get(b, "openai"), a);
     assert_ptr_not_equal(breakers_get(b, "local"), a);
     assert_string_equal(breaker_name(a), "openai");
+    assert_int_equal(breakers_count(b), 2);
+    assert_ptr_equal(breakers_at(b, 0), a);
+    assert_string_equal(breaker_name(breakers_at(b, 1)), "local");
+    assert_null(breakers_at(b, 2));
     assert_null(breakers_get(b, NULL));
     assert_null(breakers_get(NULL, "x"));
     for (int i = 2; i < ROUTER_MAX_PROVIDERS; i++) {
@@ -172,6 +176,7 @@ static void test_breaker_registry(void **state)
         assert_non_null(breakers_get(b, name));
     }
     assert_null(breakers_get(b, "one-too-many"));
+    assert_int_equal(breakers_count(b), ROUTER_MAX_PROVIDERS);
     assert_ptr_equal(breakers_get(b, "openai"), a); /* known names still found */
     /* A NULL breaker (registry full) always allows and ignores reports. */
     assert_true(breaker_allow(NULL, 0));
