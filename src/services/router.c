@@ -322,11 +322,14 @@ void breaker_report(struct breaker *br, bool success, int threshold, double cool
         return;
     }
     int64_t n = atomic_fetch_add(&br->failures, 1) + 1;
-    bool was_open = atomic_load(&br->open_until_us) != 0; /* a failed probe re-opens */
-    if (threshold <= 0 || (n < threshold && !was_open))
+    int64_t until = atomic_load(&br->open_until_us);
+    if (until != 0 && now_us < until)
+        return; /* already open: a late failure does not stretch the cooldown */
+    /* Closed: open at the threshold. Half-open: a failure (the probe's) re-opens. */
+    if (threshold <= 0 || (until == 0 && n < threshold))
         return;
     int64_t cooldown = cooldown_s > 0 ? (int64_t)(cooldown_s * 1e6) : 0;
-    int64_t until = now_us + cooldown;
+    until = now_us + cooldown;
     atomic_store(&br->cooldown_us, cooldown);
     atomic_store(&br->probe_until_us, 0);
     atomic_store_explicit(&br->open_until_us, until != 0 ? until : 1, memory_order_release);

@@ -85,7 +85,8 @@ const char *breaker_name(const struct breaker *br);
 bool breaker_allow(struct breaker *br, int64_t now_us);
 
 /* Reports an attempt: success closes the breaker; threshold consecutive failures (or a
- * failed probe) open it for cooldown_s seconds. threshold <= 0 never opens it. */
+ * failure while half-open: the probe's) open it for cooldown_s seconds; failures while
+ * it is open do not stretch the cooldown. threshold <= 0 never opens it. */
 void breaker_report(struct breaker *br, bool success, int threshold, double cooldown_s,
                     int64_t now_us);
 

@@ -203,6 +203,7 @@ static void test_breaker_opens_half_opens_closes(void **state)
     breaker_report(br, false, 5, 30, t); /* the fifth in a row */
     assert_int_equal(breaker_state(br, t), 1);
     assert_false(breaker_allow(br, t));
+    breaker_report(br, false, 5, 30, t + 10 * S); /* late failures do not extend it */
     assert_false(breaker_allow(br, t + 30 * S - 1));
     /* Half-open: one probe, nobody else. */
     assert_int_equal(breaker_state(br, t + 30 * S), 2);
