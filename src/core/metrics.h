@@ -120,7 +120,8 @@ void metrics_redis_unavailable(struct metrics_shard *s);
 void metrics_key_streams(struct metrics *m, const char *key_name, int delta);
 
 /* Calls fn(ctx, m) at the start of every metrics_render, so that its owner can refresh
- * gauges that change with time alone (e.g. a breaker that half-opens). NULL: none. */
+ * gauges that change with time alone (e.g. a breaker that half-opens). NULL: none.
+ * Set it before the workers start; fn runs on the thread that renders. */
 void metrics_on_render(struct metrics *m, void (*fn)(void *ctx, struct metrics *m), void *ctx);
 
 /* Renders the exposition text into a malloc'd buffer the caller frees. */
