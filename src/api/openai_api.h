@@ -1,0 +1,16 @@
+/* openai_api: the OpenAI-compatible wire format — POST /v1/chat/completions on
+ * the shared stream machine (stream.h), and GET /v1/models. */
+#ifndef CHATD_OPENAI_API_H
+#define CHATD_OPENAI_API_H
+
+#include "api/http.h"
+
+struct worker;
+
+/* Validates the request and starts its stream, or answers with an OpenAI error. */
+void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *req);
+
+/* Answers GET /v1/models with the models the caller may use. */
+void v1_models(struct worker *w, struct http_conn *c, struct http_request *req);
+
+#endif
