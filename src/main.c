@@ -40,7 +40,7 @@ static int hash_key(void)
     if (len == 0 || len > 65536) {
         fprintf(stderr,
                 "chatd hash-key: %s. It reads one client key on stdin and prints its "
-                "SHA-256. Run: printf %%s \"$KEY\" | chatd hash-key\n",
+                "SHA-256. Pipe the key in, for example: printf %%s \"$KEY\" | chatd hash-key.\n",
                 len == 0 ? "no key on stdin" : "the input is longer than 65536 bytes");
         return 2;
     }
@@ -82,6 +82,8 @@ int main(int argc, char **argv)
     }
     log_setup(cfg.log_level, STDOUT_FILENO);
     log_add_secret(cfg.api_key);
+    for (size_t i = 0; i < cfg.n_providers; i++)
+        log_add_secret(cfg.providers[i].api_key);
     for (size_t i = 0; i < cfg.client_keys.n; i++)
         log_add_secret(cfg.client_keys.items[i]);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -345,10 +345,14 @@ static int check_system_prompt(struct config_ctx *c)
     return 0;
 }
 
-static int check_config_path(struct config_ctx *c)
+/* With CHATD_CONFIG the providers and models come from the file; a variable that
+ * would say otherwise is refused before anything else, so it is named first. */
+static int check_config_clash(struct config_ctx *c)
 {
     static const char *const clash[] = { "OPENAI_BASE_URL", "OPENAI_MODEL", "ALLOWED_MODELS" };
-    if (c->cfg->config_path == NULL)
+    char *path = config_get(c, "CHATD_CONFIG");
+    free(path);
+    if (path == NULL)
         return 0;
     for (size_t i = 0; i < sizeof clash / sizeof clash[0]; i++) {
         char *v = config_get(c, clash[i]);
@@ -420,7 +424,7 @@ const struct config_var config_vars[] = {
       true, check_system_prompt },
     { "CHATD_CONFIG", CONFIG_STR, "", "(empty)", 0, 0,
       "path of a JSON file with providers, models and client keys (see chatd.example.json)",
-      F(config_path), "chatd_config", false, check_config_path },
+      F(config_path), "chatd_config", false, NULL },
     { "UPSTREAM_RETRIES", CONFIG_INT, "2", "", 0, 10,
       "retries of one target before the next is tried (before the first token only)",
       F(upstream_retries), "upstream_retries", false, NULL },
@@ -452,7 +456,7 @@ int config_load(struct config *cfg, config_lookup lookup, void *lookup_ctx, char
     struct config_ctx c = {
         .cfg = cfg, .lookup = lookup, .lookup_ctx = lookup_ctx, .err = err, .errlen = errlen
     };
-    int rc = 0;
+    int rc = check_config_clash(&c);
     for (size_t i = 0; i < config_n_vars && rc == 0; i++)
         rc = read_var(&c, &config_vars[i]);
     if (rc == 0)
@@ -544,17 +548,34 @@ static struct log_field effective_field(const struct config *cfg, const struct c
     }
 }
 
+/* The providers' and the models' names, comma-separated. */
+static void routing_names(const struct config *cfg, char *providers, char *models, size_t len)
+{
+    size_t p = 0, m = 0;
+    providers[0] = models[0] = '\0';
+    for (size_t i = 0; i < cfg->n_providers && p < len; i++)
+        p += (size_t)snprintf(providers + p, len - p, "%s%s", i ? "," : "", cfg->providers[i].name);
+    for (size_t i = 0; i < cfg->n_models && m < len; i++)
+        m += (size_t)snprintf(models + m, len - m, "%s%s", i ? "," : "", cfg->models[i].name);
+}
+
 void config_log_effective(const struct config *cfg, const char *listen_addr)
 {
     enum { MAXV = 32, TEXT = 1024 };
     if (!log_enabled(LOG_INFO))
         return;
     char text[MAXV][TEXT];
-    struct log_field f[MAXV + 1];
+    struct log_field f[MAXV + 5];
     size_t n = 0;
     f[n++] = LOG_STR("listen", listen_addr);
     for (size_t i = 0; i < config_n_vars && i < MAXV; i++)
         f[n++] = effective_field(cfg, &config_vars[i], text[i], TEXT);
+    char providers[TEXT], models[TEXT];
+    routing_names(cfg, providers, models, TEXT);
+    f[n++] = LOG_STR("providers", providers);
+    f[n++] = LOG_STR("models", models);
+    f[n++] = LOG_STR("default_model", cfg->n_models ? cfg->models[cfg->default_model].name : "");
+    f[n++] = LOG_INT("client_keys", cfg->n_keys);
     log_write(LOG_INFO, "server_started", NULL, f, n);
 }
 

@@ -135,6 +135,14 @@ int config_load(struct config *cfg, config_lookup lookup, void *ctx, char *err, 
  * variable of the real environment wins). A malformed .env is an error too. */
 int config_load_process(struct config *cfg, const char *dotenv_path, char *err, size_t errlen);
 
+/* Reads the CHATD_CONFIG JSON text[0..len) into cfg's providers, models and keys
+ * (and the base_url, chat_url, api_key, model and allowed_models that older code
+ * reads); api_key_env names are resolved through lookup. On a mistake returns
+ * -EINVAL with a three-part message starting with the JSON path (such as
+ * models[1].targets[0].provider) in err, and the routing tables left empty. */
+int config_parse_routing_json(struct config *cfg, const char *text, size_t len,
+                              config_lookup lookup, void *lookup_ctx, char *err, size_t errlen);
+
 /* Parses a boolean value: true/false/1/0/yes/no in any case. Returns 0 or -EINVAL. */
 int config_parse_bool(const char *s, bool *out);
 

@@ -76,6 +76,22 @@ static int keys_from_env(struct config *cfg)
     return 0;
 }
 
+/* A key both in CLIENT_API_KEYS and in the file would have two names and two sets
+ * of limits; refuse it rather than pick one silently. */
+static int check_key_twice(struct config_ctx *c, size_t n_file)
+{
+    const struct config *cfg = c->cfg;
+    for (size_t e = n_file; e < cfg->n_keys; e++)
+        for (size_t f = 0; f < n_file; f++)
+            if (memcmp(cfg->keys[e].sha256, cfg->keys[f].sha256, 32) == 0)
+                return config_bad(c,
+                                  "CLIENT_API_KEYS entry %zu is also keys[%zu] (\"%s\") of "
+                                  "CHATD_CONFIG. One key can have only one name, model list and "
+                                  "limits. Remove it from CLIENT_API_KEYS. " CONFIG_FIX_HINT,
+                                  e - n_file + 1, f, cfg->keys[f].name);
+    return 0;
+}
+
 int config_routing_load(struct config_ctx *c)
 {
     int rc;
@@ -83,7 +99,10 @@ int config_routing_load(struct config_ctx *c)
         rc = config_file_load(c);
     else
         rc = routing_from_env(c->cfg);
-    return rc != 0 ? rc : keys_from_env(c->cfg);
+    size_t n_file = c->cfg->n_keys;
+    if (rc == 0)
+        rc = keys_from_env(c->cfg);
+    return rc != 0 ? rc : check_key_twice(c, n_file);
 }
 
 void config_routing_free(struct config *cfg)
