@@ -16,9 +16,43 @@ static int usage(void)
 {
     printf("chatd %s: a streaming chat API server.\n\n"
            "Usage: chatd            start the server (settings from the environment and .env)\n"
+           "       chatd hash-key   read a client key on stdin, print its SHA-256 (for "
+           "CHATD_CONFIG)\n"
            "       chatd --version  print the version\n\n"
-           "Every setting, its default and meaning is in .env.example and the README.\n",
+           "Settings (environment, then .env; an empty value means the default):\n",
            CHATD_VERSION);
+    for (size_t i = 0; i < config_n_vars; i++) {
+        const struct config_var *v = &config_vars[i];
+        printf("  %-26s default: %s\n      %s\n", v->name, v->def[0] ? v->def : v->def_doc,
+               v->help);
+    }
+    return 0;
+}
+
+/* chatd hash-key: the SHA-256 of the key on stdin (one trailing newline is not
+ * part of it), in lower-case hex, for the "sha256" of a key in CHATD_CONFIG. */
+static int hash_key(void)
+{
+    static char key[65537];
+    size_t len = fread(key, 1, sizeof key, stdin);
+    if (len > 0 && key[len - 1] == '\n')
+        len--;
+    if (len == 0 || len > 65536) {
+        fprintf(stderr,
+                "chatd hash-key: %s. It reads one client key on stdin and prints its "
+                "SHA-256. Pipe the key in, for example: printf %%s \"$KEY\" | chatd hash-key.\n",
+                len == 0 ? "no key on stdin" : "the input is longer than 65536 bytes");
+        return 2;
+    }
+    unsigned char h[32];
+    if (config_sha256(key, len, h) != 0) {
+        fprintf(stderr, "chatd hash-key: SHA-256 failed. libcrypto could not compute it. "
+                        "Reinstall libssl3.\n");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof h; i++)
+        printf("%02x", h[i]);
+    printf("\n");
     return 0;
 }
 
@@ -29,6 +63,8 @@ int main(int argc, char **argv)
             printf("chatd %s (%s)\n", CHATD_VERSION, curl_version());
             return 0;
         }
+        if (strcmp(argv[1], "hash-key") == 0 && argc == 2)
+            return hash_key();
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
             return usage();
         fprintf(stderr,
@@ -46,6 +82,8 @@ int main(int argc, char **argv)
     }
     log_setup(cfg.log_level, STDOUT_FILENO);
     log_add_secret(cfg.api_key);
+    for (size_t i = 0; i < cfg.n_providers; i++)
+        log_add_secret(cfg.providers[i].api_key);
     for (size_t i = 0; i < cfg.client_keys.n; i++)
         log_add_secret(cfg.client_keys.items[i]);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

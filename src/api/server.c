@@ -330,7 +330,7 @@ static void warn_at_start(const struct config *cfg, const struct listen_addr *a)
         a->ss.ss_family == AF_INET
             ? (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127
             : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
-    if (!loopback && cfg->client_keys.n == 0)
+    if (!loopback && !config_auth_enabled(cfg))
         log_event(LOG_WARNING, "config_warning", NULL,
                   LOG_STR("message", "listening on a non-loopback address without "
                                      "CLIENT_API_KEYS: anyone who can reach this port can spend "

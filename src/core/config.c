@@ -1,29 +1,22 @@
-/* config: see config.h. Each variable has one parse function that either fills
- * its field or explains, in three parts, what is wrong. */
+/* config: see config.h. One table row per variable; a row's type says how its
+ * value is read, and its check (when it has one) adds the rules the type cannot
+ * say, explaining in three parts what is wrong. */
 #include "core/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include "core/dotenv.h"
+#include "core/config_internal.h"
 
-#define FIX_HINT "Fix it in the environment or in .env (see .env.example) and start chatd again."
+#define FIX_HINT CONFIG_FIX_HINT
 
-struct ctx {
-    struct config *cfg;
-    config_lookup lookup;
-    void *lookup_ctx;
-    char *err;
-    size_t errlen;
-};
-
-static int bad(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int bad(struct ctx *c, const char *fmt, ...)
+int config_bad(struct config_ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -32,9 +25,7 @@ static int bad(struct ctx *c, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* A variable's value with surrounding blanks removed, or NULL when it is unset
- * or blank: an empty value means "use the default". Caller frees. */
-static char *get(struct ctx *c, const char *name)
+char *config_get(struct config_ctx *c, const char *name)
 {
     const char *v = c->lookup(name, c->lookup_ctx);
     if (v == NULL)
@@ -47,7 +38,7 @@ static char *get(struct ctx *c, const char *name)
     return n == 0 ? NULL : strndup(v, n);
 }
 
-static bool has_ctl_or_space(const char *s)
+bool config_has_ctl_or_space(const char *s)
 {
     for (; *s; s++)
         if ((unsigned char)*s <= ' ' || *s == 0x7f)
@@ -55,52 +46,36 @@ static bool has_ctl_or_space(const char *s)
     return false;
 }
 
-static int parse_int(struct ctx *c, const char *name, int def, int lo, int hi, int *out,
-                     const char *meaning)
+bool config_base_url_ok(char *v)
 {
-    char *v = get(c, name);
-    if (v == NULL) {
-        *out = def;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    bool ok = v[0] >= '0' && v[0] <= '9' && *end == '\0' && errno == 0 && n >= lo && n <= hi;
-    int rc = ok ? 0
-                : bad(c,
-                      "%s=\"%.40s\" is not valid. %s must be a whole number from %d to %d "
-                      "(%s). " FIX_HINT,
-                      name, v, name, lo, hi, meaning);
-    *out = (int)n;
-    free(v);
-    return rc;
+    size_t n = strlen(v);
+    while (n > 0 && v[n - 1] == '/')
+        v[--n] = '\0';
+    const char *rest = strncmp(v, "https://", 8) == 0  ? v + 8
+                       : strncmp(v, "http://", 7) == 0 ? v + 7
+                                                       : NULL;
+    return rest != NULL && *rest != '\0' && *rest != '/' && !config_has_ctl_or_space(v) &&
+           strpbrk(v, "?#") == NULL && n <= 2048;
 }
 
-static int parse_seconds(struct ctx *c, const char *name, double def, double lo, double hi,
-                         double *out, const char *meaning)
+bool config_model_name_ok(const char *m)
 {
-    char *v = get(c, name);
-    if (v == NULL) {
-        *out = def;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    bool ok = ((v[0] >= '0' && v[0] <= '9') || v[0] == '.') && *end == '\0' && errno == 0 &&
-              d >= lo && d <= hi && (d > 0 || lo == 0);
-    int rc = ok ? 0
-                : bad(c,
-                      "%s=\"%.40s\" is not valid. %s must be a number of seconds from %g to %g "
-                      "(%s). " FIX_HINT,
-                      name, v, name, lo, hi, meaning);
-    *out = d;
-    free(v);
-    return rc;
+    return *m != '\0' && strlen(m) <= 256 && !config_has_ctl_or_space(m) && strchr(m, '"') == NULL;
 }
 
-static void list_free(struct str_list *l)
+int config_list_add(struct str_list *l, const char *s, size_t n)
+{
+    char **grown = realloc(l->items, (l->n + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -ENOMEM;
+    l->items = grown;
+    if ((l->items[l->n] = strndup(s, n)) == NULL)
+        return -ENOMEM;
+    l->n++;
+    return 0;
+}
+
+void config_list_free(struct str_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->items[i]);
@@ -121,131 +96,166 @@ static int split_list(const char *v, struct str_list *out)
         const char *t = e;
         while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
             t--;
-        if (t > s) {
-            char **grown = realloc(out->items, (out->n + 1) * sizeof *grown);
-            if (grown == NULL)
-                return -ENOMEM;
-            out->items = grown;
-            if ((out->items[out->n] = strndup(s, (size_t)(t - s))) == NULL)
-                return -ENOMEM;
-            out->n++;
-        }
+        if (t > s && config_list_add(out, s, (size_t)(t - s)) != 0)
+            return -ENOMEM;
         p = comma ? comma + 1 : e;
     }
     return 0;
 }
 
-static int parse_api_key(struct ctx *c)
+int config_parse_bool(const char *s, bool *out)
 {
-    char *v = get(c, "OPENAI_API_KEY");
-    if (v != NULL && (has_ctl_or_space(v) || strlen(v) > 1024)) {
-        free(v);
-        return bad(c,
-                   "OPENAI_API_KEY is not valid. It contains spaces or control characters, or is "
-                   "longer than 1024 characters, so it cannot be sent as a Bearer token. Copy "
-                   "the key again from your provider without quotes or line breaks. " FIX_HINT);
+    static const char *const yes[] = { "true", "1", "yes" }, *const no[] = { "false", "0", "no" };
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+            *out = strcasecmp(s, yes[i]) == 0;
+            return 0;
+        }
     }
-    c->cfg->api_key = v;
+    return -EINVAL;
+}
+
+/* ---- reading one value by its type ------------------------------------------------- */
+
+static int read_number(struct config_ctx *c, const struct config_var *v, const char *s, void *field)
+{
+    char *end;
+    errno = 0;
+    bool whole = v->type != CONFIG_SECONDS;
+    double d = whole ? (double)strtoll(s, &end, 10) : strtod(s, &end);
+    bool ok = ((s[0] >= '0' && s[0] <= '9') || (!whole && s[0] == '.')) && *end == '\0' &&
+              errno == 0 && d >= v->lo && d <= v->hi && (d > 0 || v->lo == 0);
+    if (!ok && whole)
+        return config_bad(c,
+                          "%s=\"%.40s\" is not valid. %s must be a whole number from %.0f to %.0f "
+                          "(%s). " FIX_HINT,
+                          v->name, s, v->name, v->lo, v->hi, v->help);
+    if (!ok)
+        return config_bad(c,
+                          "%s=\"%.40s\" is not valid. %s must be a number of seconds from %g to "
+                          "%g (%s). " FIX_HINT,
+                          v->name, s, v->name, v->lo, v->hi, v->help);
+    if (v->type == CONFIG_INT)
+        *(int *)field = (int)d;
+    else if (v->type == CONFIG_SIZE)
+        *(size_t *)field = (size_t)d;
+    else
+        *(double *)field = d;
     return 0;
 }
 
-static int parse_base_url(struct ctx *c)
+static int read_value(struct config_ctx *c, const struct config_var *v, const char *s)
 {
-    char *v = get(c, "OPENAI_BASE_URL");
-    if (v == NULL && (v = strdup("https://api.openai.com/v1")) == NULL)
-        return -ENOMEM;
-    size_t n = strlen(v);
-    while (n > 0 && v[n - 1] == '/')
-        v[--n] = '\0';
-    const char *rest = strncmp(v, "https://", 8) == 0  ? v + 8
-                       : strncmp(v, "http://", 7) == 0 ? v + 7
-                                                       : NULL;
-    if (rest == NULL || *rest == '\0' || *rest == '/' || has_ctl_or_space(v) ||
-        strpbrk(v, "?#") != NULL || n > 2048) {
-        int rc = bad(c,
-                     "OPENAI_BASE_URL=\"%.80s\" is not valid. It must be an http:// or https:// "
-                     "URL with a host and no query, such as https://api.openai.com/v1 or "
-                     "http://127.0.0.1:8080/v1; chatd appends /chat/completions. " FIX_HINT,
-                     v);
-        free(v);
-        return rc;
+    void *field = (char *)c->cfg + v->offset;
+    switch (v->type) {
+    case CONFIG_STR: return (*(char **)field = strdup(s)) == NULL ? -ENOMEM : 0;
+    case CONFIG_LIST: return split_list(s, field);
+    case CONFIG_BOOL:
+        if (config_parse_bool(s, field) == 0)
+            return 0;
+        return config_bad(c,
+                          "%s=\"%.40s\" is not valid. %s is true or false (1/0 and yes/no are "
+                          "accepted too, in any case): %s. " FIX_HINT,
+                          v->name, s, v->name, v->help);
+    case CONFIG_LEVEL:
+        if (log_level_parse(s, field) == 0)
+            return 0;
+        return config_bad(c,
+                          "%s=\"%.40s\" is not valid. It must be one of debug, info, warning or "
+                          "error. " FIX_HINT,
+                          v->name, s);
+    default: return read_number(c, v, s, field);
     }
-    c->cfg->base_url = v;
-    if (asprintf(&c->cfg->chat_url, "%s/chat/completions", v) < 0) {
-        c->cfg->chat_url = NULL;
-        return -ENOMEM;
-    }
-    return 0;
 }
 
-static bool valid_model_name(const char *m)
+static int read_var(struct config_ctx *c, const struct config_var *v)
 {
-    return strlen(m) <= 256 && !has_ctl_or_space(m) && strchr(m, '"') == NULL;
-}
-
-static int parse_models(struct ctx *c)
-{
-    struct config *cfg = c->cfg;
-    char *v = get(c, "OPENAI_MODEL");
-    if (v == NULL && (v = strdup("gpt-4o-mini")) == NULL)
-        return -ENOMEM;
-    cfg->model = v;
-    if (!valid_model_name(v))
-        return bad(c,
-                   "OPENAI_MODEL=\"%.60s\" is not valid. A model name has no spaces, quotes or "
-                   "control characters and is at most 256 characters. Use the name your "
-                   "provider lists, such as gpt-4o-mini. " FIX_HINT,
-                   v);
-    char *list = get(c, "ALLOWED_MODELS");
-    int rc = split_list(list ? list : v, &cfg->allowed_models);
-    free(list);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < cfg->allowed_models.n; i++)
-        if (!valid_model_name(cfg->allowed_models.items[i]))
-            return bad(c,
-                       "ALLOWED_MODELS has an invalid entry \"%.60s\". Model names have no "
-                       "spaces, quotes or control characters. List models separated by commas, "
-                       "such as gpt-4o-mini,gpt-4o. " FIX_HINT,
-                       cfg->allowed_models.items[i]);
-    if (cfg->allowed_models.n == 0)
-        return bad(c, "ALLOWED_MODELS lists no model. Requests without a model would all be "
-                      "refused. List models separated by commas, or leave it unset to allow only "
-                      "OPENAI_MODEL. " FIX_HINT);
-    if (!config_model_allowed(cfg, cfg->model))
-        return bad(c,
-                   "OPENAI_MODEL=\"%.60s\" is not in ALLOWED_MODELS. Requests that name no model "
-                   "use OPENAI_MODEL, so they would all be refused. Add it to ALLOWED_MODELS or "
-                   "choose one of the allowed models. " FIX_HINT,
-                   cfg->model);
-    return 0;
-}
-
-static int parse_log_level(struct ctx *c)
-{
-    char *v = get(c, "LOG_LEVEL");
+    char *s = config_get(c, v->name);
+    c->var = v;
+    c->set = s != NULL;
     int rc = 0;
-    c->cfg->log_level = LOG_INFO;
-    if (v != NULL && log_level_parse(v, &c->cfg->log_level) != 0)
-        rc = bad(c,
-                 "LOG_LEVEL=\"%.40s\" is not valid. It must be one of debug, info, warning or "
-                 "error. " FIX_HINT,
-                 v);
-    free(v);
+    if (s != NULL || v->def[0] != '\0')
+        rc = read_value(c, v, s ? s : v->def);
+    free(s);
+    if (rc == 0 && v->check != NULL)
+        rc = v->check(c);
     return rc;
 }
 
-static int parse_host(struct ctx *c)
+/* ---- the rules a type cannot say ---------------------------------------------------- */
+
+static int check_api_key(struct config_ctx *c)
 {
-    char *v = get(c, "HOST");
-    if (v == NULL && (v = strdup("127.0.0.1")) == NULL)
+    const char *k = c->cfg->api_key;
+    if (k != NULL && (config_has_ctl_or_space(k) || strlen(k) > 1024))
+        return config_bad(c, "OPENAI_API_KEY is not valid. It contains spaces or control "
+                             "characters, or is longer than 1024 characters, so it cannot be "
+                             "sent as a Bearer token. Copy the key again from your provider "
+                             "without quotes or line breaks. " FIX_HINT);
+    return 0;
+}
+
+static int check_base_url(struct config_ctx *c)
+{
+    struct config *cfg = c->cfg;
+    if (!config_base_url_ok(cfg->base_url))
+        return config_bad(c,
+                          "OPENAI_BASE_URL=\"%.80s\" is not valid. It must be an http:// or "
+                          "https:// URL with a host and no query, such as "
+                          "https://api.openai.com/v1 or http://127.0.0.1:8080/v1; chatd appends "
+                          "/chat/completions. " FIX_HINT,
+                          cfg->base_url);
+    if (asprintf(&cfg->chat_url, "%s/chat/completions", cfg->base_url) < 0) {
+        cfg->chat_url = NULL;
         return -ENOMEM;
-    c->cfg->host = v;
-    if (has_ctl_or_space(v) || strlen(v) > 255)
-        return bad(c,
-                   "HOST=\"%.60s\" is not valid. It must be an IP address or host name to "
-                   "listen on, such as 127.0.0.1 or 0.0.0.0. " FIX_HINT,
-                   v);
+    }
+    return 0;
+}
+
+static int check_model(struct config_ctx *c)
+{
+    if (!config_model_name_ok(c->cfg->model))
+        return config_bad(c,
+                          "OPENAI_MODEL=\"%.60s\" is not valid. A model name has no spaces, "
+                          "quotes or control characters and is at most 256 characters. Use the "
+                          "name your provider lists, such as gpt-4o-mini. " FIX_HINT,
+                          c->cfg->model);
+    return 0;
+}
+
+static int check_allowed_models(struct config_ctx *c)
+{
+    struct config *cfg = c->cfg;
+    if (!c->set && config_list_add(&cfg->allowed_models, cfg->model, strlen(cfg->model)) != 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->allowed_models.n; i++)
+        if (!config_model_name_ok(cfg->allowed_models.items[i]))
+            return config_bad(c,
+                              "ALLOWED_MODELS has an invalid entry \"%.60s\". Model names have no "
+                              "spaces, quotes or control characters. List models separated by "
+                              "commas, such as gpt-4o-mini,gpt-4o. " FIX_HINT,
+                              cfg->allowed_models.items[i]);
+    if (cfg->allowed_models.n == 0)
+        return config_bad(c, "ALLOWED_MODELS lists no model. Requests without a model would all "
+                             "be refused. List models separated by commas, or leave it unset to "
+                             "allow only OPENAI_MODEL. " FIX_HINT);
+    if (!config_model_allowed(cfg, cfg->model))
+        return config_bad(c,
+                          "OPENAI_MODEL=\"%.60s\" is not in ALLOWED_MODELS. Requests that name no "
+                          "model use OPENAI_MODEL, so they would all be refused. Add it to "
+                          "ALLOWED_MODELS or choose one of the allowed models. " FIX_HINT,
+                          cfg->model);
+    return 0;
+}
+
+static int check_host(struct config_ctx *c)
+{
+    const char *h = c->cfg->host;
+    if (config_has_ctl_or_space(h) || strlen(h) > 255)
+        return config_bad(c,
+                          "HOST=\"%.60s\" is not valid. It must be an IP address or host name to "
+                          "listen on, such as 127.0.0.1 or 0.0.0.0. " FIX_HINT,
+                          h);
     return 0;
 }
 
@@ -254,188 +264,212 @@ static bool valid_origin(const char *o)
     const char *rest = strncmp(o, "https://", 8) == 0  ? o + 8
                        : strncmp(o, "http://", 7) == 0 ? o + 7
                                                        : NULL;
-    return rest != NULL && *rest != '\0' && strchr(rest, '/') == NULL && !has_ctl_or_space(o) &&
-           strlen(o) <= 255;
+    return rest != NULL && *rest != '\0' && strchr(rest, '/') == NULL &&
+           !config_has_ctl_or_space(o) && strlen(o) <= 255;
 }
 
-static int parse_cors(struct ctx *c)
+static int check_cors(struct config_ctx *c)
 {
-    char *v = get(c, "CORS_ORIGINS");
-    if (v == NULL)
-        return 0;
-    int rc = 0;
-    if (strcmp(v, "*") == 0) {
+    struct str_list *l = &c->cfg->cors_origins;
+    if (l->n == 1 && strcmp(l->items[0], "*") == 0) {
         c->cfg->cors_any = true;
-    } else if ((rc = split_list(v, &c->cfg->cors_origins)) == 0) {
-        for (size_t i = 0; i < c->cfg->cors_origins.n && rc == 0; i++)
-            if (!valid_origin(c->cfg->cors_origins.items[i]))
-                rc = bad(c,
-                         "CORS_ORIGINS has an invalid origin \"%.80s\". An origin is a scheme, "
-                         "host and optional port with no path, such as https://app.example.com "
-                         "or http://localhost:3000. List origins separated by commas, or use * "
-                         "to allow any. " FIX_HINT,
-                         c->cfg->cors_origins.items[i]);
-    }
-    free(v);
-    return rc;
-}
-
-static int parse_client_keys(struct ctx *c)
-{
-    char *v = get(c, "CLIENT_API_KEYS");
-    if (v == NULL)
+        config_list_free(l);
         return 0;
-    int rc = split_list(v, &c->cfg->client_keys);
-    free(v);
-    for (size_t i = 0; i < c->cfg->client_keys.n && rc == 0; i++) {
-        const char *k = c->cfg->client_keys.items[i];
-        if (has_ctl_or_space(k) || strlen(k) > 512)
-            rc =
-                bad(c,
-                    "CLIENT_API_KEYS entry %zu is not valid. Keys cannot contain spaces or "
-                    "control characters and are at most 512 characters, because clients send "
-                    "them as \"Authorization: Bearer <key>\". Separate keys with commas. " FIX_HINT,
-                    i + 1);
     }
-    return rc;
-}
-
-static long online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : n;
-}
-
-static int parse_numbers(struct ctx *c)
-{
-    struct config *cfg = c->cfg;
-    int rc;
-    if ((rc = parse_int(c, "MAX_TOKENS", 1024, 1, 1000000, &cfg->max_tokens,
-                        "the default and upper bound of max_tokens")) ||
-        (rc = parse_seconds(c, "TIMEOUT_SECONDS", 60, 0.001, 86400, &cfg->timeout_s,
-                            "the longest wait for the provider's next token")) ||
-        (rc = parse_int(c, "PORT", 8000, 0, 65535, &cfg->port, "0 picks any free port")) ||
-        (rc = parse_int(c, "WORKERS", (int)online_cpus(), 1, 256, &cfg->workers,
-                        "event-loop threads; the default is the number of online CPUs")) ||
-        (rc = parse_int(c, "MAX_CONCURRENT_STREAMS", 10000, 1, 1000000, &cfg->max_streams,
-                        "open /chat streams beyond which new ones get 503")) ||
-        (rc = parse_seconds(c, "DRAIN_SECONDS", 30, 0, 3600, &cfg->drain_s,
-                            "how long open streams may finish after SIGTERM")) ||
-        (rc = parse_seconds(c, "CLIENT_TIMEOUT_SECONDS", 30, 0.001, 3600, &cfg->client_timeout_s,
-                            "the longest a client may take to send a request or to read")))
-        return rc;
+    for (size_t i = 0; i < l->n; i++)
+        if (!valid_origin(l->items[i]))
+            return config_bad(c,
+                              "CORS_ORIGINS has an invalid origin \"%.80s\". An origin is a "
+                              "scheme, host and optional port with no path, such as "
+                              "https://app.example.com or http://localhost:3000. List origins "
+                              "separated by commas, or use * to allow any. " FIX_HINT,
+                              l->items[i]);
     return 0;
 }
+
+static int check_workers(struct config_ctx *c)
+{
+    if (!c->set) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->cfg->workers = n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    }
+    return 0;
+}
+
+static int check_client_keys(struct config_ctx *c)
+{
+    const struct str_list *l = &c->cfg->client_keys;
+    for (size_t i = 0; i < l->n; i++)
+        if (config_has_ctl_or_space(l->items[i]) || strlen(l->items[i]) > 512)
+            return config_bad(c,
+                              "CLIENT_API_KEYS entry %zu is not valid. Keys cannot contain spaces "
+                              "or control characters and are at most 512 characters, because "
+                              "clients send them as \"Authorization: Bearer <key>\". Separate "
+                              "keys with commas. " FIX_HINT,
+                              i + 1);
+    return 0;
+}
+
+/* True when s is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
+static bool utf8_ok(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s++;
+        int more = c < 0x80             ? 0
+                   : (c & 0xe0) == 0xc0 ? 1
+                   : (c & 0xf0) == 0xe0 ? 2
+                   : (c & 0xf8) == 0xf0 ? 3
+                                        : -1;
+        if (more < 0)
+            return false;
+        unsigned cp = more ? c & (0x3fu >> more) : c;
+        for (int i = 0; i < more; i++, s++) {
+            if ((*s & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (*s & 0x3fu);
+        }
+        static const unsigned min[] = { 0, 0x80, 0x800, 0x10000 };
+        if (cp < min[more] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
+static int check_system_prompt(struct config_ctx *c)
+{
+    const char *p = c->cfg->system_prompt;
+    if (p != NULL && (strlen(p) > 65536 || !utf8_ok((const unsigned char *)p)))
+        return config_bad(c, "SYSTEM_PROMPT is not valid. It must be UTF-8 text of at most 65536 "
+                             "bytes, since it is sent as a system message with every /chat "
+                             "request. Shorten it or save the file as UTF-8. " FIX_HINT);
+    return 0;
+}
+
+/* With CHATD_CONFIG the providers and models come from the file; a variable that
+ * would say otherwise is refused before anything else, so it is named first. */
+static int check_config_clash(struct config_ctx *c)
+{
+    static const char *const clash[] = { "OPENAI_BASE_URL", "OPENAI_MODEL", "ALLOWED_MODELS" };
+    char *path = config_get(c, "CHATD_CONFIG");
+    free(path);
+    if (path == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof clash / sizeof clash[0]; i++) {
+        char *v = config_get(c, clash[i]);
+        free(v);
+        if (v != NULL)
+            return config_bad(c,
+                              "CHATD_CONFIG and %s are both set. With CHATD_CONFIG the providers "
+                              "and models come from that file, so %s would be silently ignored. "
+                              "Remove %s from the environment and .env, or unset CHATD_CONFIG. "
+                              "Then start chatd again.",
+                              clash[i], clash[i], clash[i]);
+    }
+    return 0;
+}
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+#define F(field) offsetof(struct config, field)
+
+const struct config_var config_vars[] = {
+    { "OPENAI_API_KEY", CONFIG_STR, "", "(none)", 0, 0,
+      "sent to the provider as \"Authorization: Bearer ...\"; local providers need none",
+      F(api_key), "openai_api_key_set", true, check_api_key },
+    { "OPENAI_BASE_URL", CONFIG_STR, "https://api.openai.com/v1", "", 0, 0,
+      "any OpenAI-compatible API; /chat/completions is appended", F(base_url), "openai_base_url",
+      false, check_base_url },
+    { "OPENAI_MODEL", CONFIG_STR, "gpt-4o-mini", "", 0, 0,
+      "the model used when a request names none; must be in ALLOWED_MODELS", F(model),
+      "openai_model", false, check_model },
+    { "ALLOWED_MODELS", CONFIG_LIST, "", "the value of OPENAI_MODEL", 0, 0,
+      "comma-separated models a request may ask for", F(allowed_models), "allowed_models", false,
+      check_allowed_models },
+    { "MAX_TOKENS", CONFIG_INT, "1024", "", 1, 1000000,
+      "the default and upper bound of a request's max_tokens", F(max_tokens), "max_tokens", false,
+      NULL },
+    { "TIMEOUT_SECONDS", CONFIG_SECONDS, "60", "", 0.001, 86400,
+      "the longest wait for the provider's first token (then 504) and for its next one",
+      F(timeout_s), "timeout_seconds", false, NULL },
+    { "LOG_LEVEL", CONFIG_LEVEL, "info", "", 0, 0, "debug, info, warning or error", F(log_level),
+      "log_level", false, NULL },
+    { "HOST", CONFIG_STR, "127.0.0.1", "", 0, 0,
+      "the address to listen on (0.0.0.0 for every interface)", F(host), "host", false,
+      check_host },
+    { "PORT", CONFIG_INT, "8000", "", 0, 65535,
+      "the port to listen on; 0 picks any free port, named in server_started", F(port), "port",
+      false, NULL },
+    { "CORS_ORIGINS", CONFIG_LIST, "", "(empty: no CORS headers)", 0, 0,
+      "comma-separated browser origins allowed by CORS, or *", F(cors_origins), "cors_origins",
+      false, check_cors },
+    { "WORKERS", CONFIG_INT, "", "online CPUs", 1, 256, "event-loop threads", F(workers), "workers",
+      false, check_workers },
+    { "MAX_CONCURRENT_STREAMS", CONFIG_INT, "10000", "", 1, 1000000,
+      "open streams beyond which new ones get 503 overloaded", F(max_streams),
+      "max_concurrent_streams", false, NULL },
+    { "DRAIN_SECONDS", CONFIG_SECONDS, "30", "", 0, 3600,
+      "after SIGTERM, how long open streams may finish", F(drain_s), "drain_seconds", false, NULL },
+    { "CLIENT_API_KEYS", CONFIG_LIST, "", "(empty: no client auth)", 0, 0,
+      "comma-separated client keys; when set, clients need \"Authorization: Bearer <key>\"",
+      F(client_keys), "client_api_key_count", true, check_client_keys },
+    { "CLIENT_TIMEOUT_SECONDS", CONFIG_SECONDS, "30", "", 0.001, 3600,
+      "the longest a client may take to send a request, idle on keep-alive, or leave its "
+      "stream unread",
+      F(client_timeout_s), "client_timeout_seconds", false, NULL },
+    { "MAX_REQUEST_BYTES", CONFIG_SIZE, "1048576", "", 1024, 67108864,
+      "the largest request body on /chat and /v1/* (413 beyond)", F(max_request_bytes),
+      "max_request_bytes", false, NULL },
+    { "SYSTEM_PROMPT", CONFIG_STR, "", "(empty)", 0, 0,
+      "a system message put before every /chat conversation", F(system_prompt), "system_prompt_set",
+      true, check_system_prompt },
+    { "CHATD_CONFIG", CONFIG_STR, "", "(empty)", 0, 0,
+      "path of a JSON file with providers, models and client keys (see chatd.example.json)",
+      F(config_path), "chatd_config", false, NULL },
+    { "UPSTREAM_RETRIES", CONFIG_INT, "2", "", 0, 10,
+      "retries of one target before the next is tried (before the first token only)",
+      F(upstream_retries), "upstream_retries", false, NULL },
+    { "CONNECT_TIMEOUT_SECONDS", CONFIG_SECONDS, "5", "", 0.001, 600,
+      "the longest wait for one provider connection (TCP and TLS)", F(connect_timeout_s),
+      "connect_timeout_seconds", false, NULL },
+    { "BREAKER_FAILURES", CONFIG_INT, "5", "", 1, 1000,
+      "failures in a row that take a provider out of rotation", F(breaker_failures),
+      "breaker_failures", false, NULL },
+    { "BREAKER_COOLDOWN_SECONDS", CONFIG_SECONDS, "30", "", 0.001, 86400,
+      "how long a provider stays out of rotation before one request probes it",
+      F(breaker_cooldown_s), "breaker_cooldown_seconds", false, NULL },
+    { "REDIS_URL", CONFIG_STR, "", "(empty: limits kept in this process)", 0, 0,
+      "redis://[:password@]host:port[/db] or unix:///path, to share client-key limits",
+      F(redis_url), "redis_url", false, NULL },
+    { "RATE_LIMIT_FAIL_OPEN", CONFIG_BOOL, "true", "", 0, 0,
+      "when Redis cannot answer within 50 ms: serve the request (true) or answer 503 (false)",
+      F(rate_limit_fail_open), "rate_limit_fail_open", false, NULL },
+    { "UI_ENABLED", CONFIG_BOOL, "true", "", 0, 0, "serve the web chat page at /", F(ui_enabled),
+      "ui_enabled", false, NULL },
+};
+
+const size_t config_n_vars = sizeof config_vars / sizeof config_vars[0];
 
 int config_load(struct config *cfg, config_lookup lookup, void *lookup_ctx, char *err,
                 size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
-    struct ctx c = { cfg, lookup, lookup_ctx, err, errlen };
-    int rc;
-    if ((rc = parse_api_key(&c)) || (rc = parse_base_url(&c)) || (rc = parse_models(&c)) ||
-        (rc = parse_log_level(&c)) || (rc = parse_host(&c)) || (rc = parse_cors(&c)) ||
-        (rc = parse_client_keys(&c)) || (rc = parse_numbers(&c))) {
+    struct config_ctx c = {
+        .cfg = cfg, .lookup = lookup, .lookup_ctx = lookup_ctx, .err = err, .errlen = errlen
+    };
+    int rc = check_config_clash(&c);
+    for (size_t i = 0; i < config_n_vars && rc == 0; i++)
+        rc = read_var(&c, &config_vars[i]);
+    if (rc == 0)
+        rc = config_routing_load(&c);
+    if (rc != 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "Out of memory while reading the configuration.");
         config_free(cfg);
-        return rc;
     }
-    return 0;
-}
-
-/* The .env file's assignments, looked up after the real environment. */
-struct env_map {
-    char **keys;
-    char **values;
-    size_t n;
-};
-
-static int map_add(const char *key, const char *value, void *ctx)
-{
-    struct env_map *m = ctx;
-    for (size_t i = 0; i < m->n; i++) {
-        if (strcmp(m->keys[i], key) == 0) { /* the last assignment wins */
-            char *v = strdup(value);
-            if (v == NULL)
-                return -ENOMEM;
-            free(m->values[i]);
-            m->values[i] = v;
-            return 0;
-        }
-    }
-    char **k = realloc(m->keys, (m->n + 1) * sizeof *k);
-    if (k == NULL)
-        return -ENOMEM;
-    m->keys = k;
-    char **v = realloc(m->values, (m->n + 1) * sizeof *v);
-    if (v == NULL)
-        return -ENOMEM;
-    m->values = v;
-    m->keys[m->n] = strdup(key);
-    m->values[m->n] = strdup(value);
-    if (m->keys[m->n] == NULL || m->values[m->n] == NULL) {
-        free(m->keys[m->n]);
-        free(m->values[m->n]);
-        return -ENOMEM;
-    }
-    m->n++;
-    return 0;
-}
-
-static const char *env_then_map(const char *name, void *ctx)
-{
-    const char *v = getenv(name);
-    if (v != NULL)
-        return v;
-    struct env_map *m = ctx;
-    for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->keys[i], name) == 0)
-            return m->values[i];
-    return NULL;
-}
-
-static void map_free(struct env_map *m)
-{
-    for (size_t i = 0; i < m->n; i++) {
-        free(m->keys[i]);
-        free(m->values[i]);
-    }
-    free(m->keys);
-    free(m->values);
-}
-
-int config_load_process(struct config *cfg, const char *dotenv_path, char *err, size_t errlen)
-{
-    struct env_map map = { 0 };
-    char *text = NULL;
-    size_t len = 0;
-    int rc = dotenv_read_file(dotenv_path, &text, &len);
-    if (rc == 0) {
-        struct dotenv_error e = { 0 };
-        rc = dotenv_parse(text, len, map_add, &map, &e);
-        if (rc == -EINVAL)
-            snprintf(err, errlen,
-                     "%s line %d is not valid: %s. chatd reads KEY=VALUE lines from "
-                     "it and will not start with a half-read configuration. Fix or remove that "
-                     "line and start chatd again.",
-                     dotenv_path, e.line, e.msg);
-        else if (rc != 0)
-            snprintf(err, errlen, "Out of memory while reading %s.", dotenv_path);
-    } else if (rc == -ENOENT) {
-        rc = 0; /* no .env: the environment alone */
-    } else {
-        snprintf(err, errlen,
-                 "%s cannot be read: %s. chatd reads its settings from it when it "
-                 "exists. Fix its permissions or remove it and start chatd again.",
-                 dotenv_path, strerror(-rc));
-    }
-    free(text);
-    if (rc == 0)
-        rc = config_load(cfg, env_then_map, &map, err, errlen);
-    map_free(&map);
     return rc;
 }
+
+/* ---- questions asked while serving ---------------------------------------------------- */
 
 bool config_model_allowed(const struct config *cfg, const char *model)
 {
@@ -455,9 +489,8 @@ bool config_origin_allowed(const struct config *cfg, const char *origin)
     return false;
 }
 
-void config_public_base_url(const struct config *cfg, char *out, size_t outlen)
+void config_public_url(const char *u, char *out, size_t outlen)
 {
-    const char *u = cfg->base_url;
     const char *auth = strstr(u, "://");
     auth = auth ? auth + 3 : u;
     const char *slash = strchr(auth, '/');
@@ -468,6 +501,11 @@ void config_public_base_url(const struct config *cfg, char *out, size_t outlen)
         snprintf(out, outlen, "%.*sREDACTED%s", (int)(auth - u), u, at);
 }
 
+void config_public_base_url(const struct config *cfg, char *out, size_t outlen)
+{
+    config_public_url(cfg->base_url, out, outlen);
+}
+
 static void join(const struct str_list *l, char *out, size_t outlen)
 {
     size_t used = 0;
@@ -476,35 +514,81 @@ static void join(const struct str_list *l, char *out, size_t outlen)
         used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? "," : "", l->items[i]);
 }
 
+/* One server_started field for row v; text is the buffer a string value may use. */
+static struct log_field effective_field(const struct config *cfg, const struct config_var *v,
+                                        char *text, size_t textlen)
+{
+    const void *field = (const char *)cfg + v->offset;
+    const char *s = v->type == CONFIG_STR ? *(char *const *)field : NULL;
+    const struct str_list *l = field;
+    switch (v->type) {
+    case CONFIG_STR:
+        if (v->hidden)
+            return LOG_BOOL(v->log_key, s != NULL);
+        if (s == NULL)
+            return LOG_NULL(v->log_key);
+        if (strstr(v->log_key, "_url") != NULL) /* may hold user:password@ */
+            config_public_url(s, text, textlen);
+        else
+            snprintf(text, textlen, "%s", s);
+        return LOG_STR(v->log_key, text);
+    case CONFIG_LIST:
+        if (v->hidden)
+            return LOG_INT(v->log_key, l->n);
+        if (v->offset == offsetof(struct config, cors_origins) && cfg->cors_any)
+            snprintf(text, textlen, "*");
+        else
+            join(l, text, textlen);
+        return LOG_STR(v->log_key, text);
+    case CONFIG_INT: return LOG_INT(v->log_key, *(const int *)field);
+    case CONFIG_SIZE: return LOG_INT(v->log_key, *(const size_t *)field);
+    case CONFIG_SECONDS: return LOG_NUM(v->log_key, *(const double *)field);
+    case CONFIG_BOOL: return LOG_BOOL(v->log_key, *(const bool *)field);
+    default: return LOG_STR(v->log_key, log_level_name(*(const enum log_level *)field));
+    }
+}
+
+/* The providers' and the models' names, comma-separated. */
+static void routing_names(const struct config *cfg, char *providers, char *models, size_t len)
+{
+    size_t p = 0, m = 0;
+    providers[0] = models[0] = '\0';
+    for (size_t i = 0; i < cfg->n_providers && p < len; i++)
+        p += (size_t)snprintf(providers + p, len - p, "%s%s", i ? "," : "", cfg->providers[i].name);
+    for (size_t i = 0; i < cfg->n_models && m < len; i++)
+        m += (size_t)snprintf(models + m, len - m, "%s%s", i ? "," : "", cfg->models[i].name);
+}
+
 void config_log_effective(const struct config *cfg, const char *listen_addr)
 {
-    char url[512], models[1024], cors[1024];
-    config_public_base_url(cfg, url, sizeof url);
-    join(&cfg->allowed_models, models, sizeof models);
-    if (cfg->cors_any)
-        snprintf(cors, sizeof cors, "*");
-    else
-        join(&cfg->cors_origins, cors, sizeof cors);
-    log_event(LOG_INFO, "server_started", NULL, LOG_STR("listen", listen_addr),
-              LOG_STR("openai_base_url", url), LOG_BOOL("openai_api_key_set", cfg->api_key),
-              LOG_STR("openai_model", cfg->model), LOG_STR("allowed_models", models),
-              LOG_INT("max_tokens", cfg->max_tokens), LOG_NUM("timeout_seconds", cfg->timeout_s),
-              LOG_STR("log_level", log_level_name(cfg->log_level)), LOG_STR("cors_origins", cors),
-              LOG_INT("workers", cfg->workers), LOG_INT("max_concurrent_streams", cfg->max_streams),
-              LOG_NUM("drain_seconds", cfg->drain_s),
-              LOG_NUM("client_timeout_seconds", cfg->client_timeout_s),
-              LOG_INT("client_api_key_count", cfg->client_keys.n));
+    enum { MAXV = 32, TEXT = 1024 };
+    if (!log_enabled(LOG_INFO))
+        return;
+    char text[MAXV][TEXT];
+    struct log_field f[MAXV + 5];
+    size_t n = 0;
+    f[n++] = LOG_STR("listen", listen_addr);
+    for (size_t i = 0; i < config_n_vars && i < MAXV; i++)
+        f[n++] = effective_field(cfg, &config_vars[i], text[i], TEXT);
+    char providers[TEXT], models[TEXT];
+    routing_names(cfg, providers, models, TEXT);
+    f[n++] = LOG_STR("providers", providers);
+    f[n++] = LOG_STR("models", models);
+    f[n++] = LOG_STR("default_model", cfg->n_models ? cfg->models[cfg->default_model].name : "");
+    f[n++] = LOG_INT("client_keys", cfg->n_keys);
+    log_write(LOG_INFO, "server_started", NULL, f, n);
 }
 
 void config_free(struct config *cfg)
 {
-    free(cfg->api_key);
-    free(cfg->base_url);
+    config_routing_free(cfg);
+    for (size_t i = 0; i < config_n_vars; i++) {
+        void *field = (char *)cfg + config_vars[i].offset;
+        if (config_vars[i].type == CONFIG_STR)
+            free(*(char **)field);
+        else if (config_vars[i].type == CONFIG_LIST)
+            config_list_free(field);
+    }
     free(cfg->chat_url);
-    free(cfg->model);
-    free(cfg->host);
-    list_free(&cfg->allowed_models);
-    list_free(&cfg->cors_origins);
-    list_free(&cfg->client_keys);
     memset(cfg, 0, sizeof *cfg);
 }

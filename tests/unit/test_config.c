@@ -54,6 +54,16 @@ static void test_defaults(void **state)
     assert_true(cfg.drain_s == 30);
     assert_int_equal(cfg.client_keys.n, 0);
     assert_true(cfg.client_timeout_s == 30);
+    assert_int_equal(cfg.max_request_bytes, 1048576);
+    assert_null(cfg.system_prompt);
+    assert_null(cfg.config_path);
+    assert_int_equal(cfg.upstream_retries, 2);
+    assert_true(cfg.connect_timeout_s == 5);
+    assert_int_equal(cfg.breaker_failures, 5);
+    assert_true(cfg.breaker_cooldown_s == 30);
+    assert_null(cfg.redis_url);
+    assert_true(cfg.rate_limit_fail_open);
+    assert_true(cfg.ui_enabled);
     config_free(&cfg);
 }
 
@@ -94,6 +104,15 @@ static void test_every_variable_set(void **state)
         { "DRAIN_SECONDS", "0" },
         { "CLIENT_API_KEYS", "k1,k2" },
         { "CLIENT_TIMEOUT_SECONDS", "12.5" },
+        { "MAX_REQUEST_BYTES", "2048" },
+        { "SYSTEM_PROMPT", " Be brief.\nAnswer in English. " },
+        { "UPSTREAM_RETRIES", "0" },
+        { "CONNECT_TIMEOUT_SECONDS", "1.5" },
+        { "BREAKER_FAILURES", "3" },
+        { "BREAKER_COOLDOWN_SECONDS", "7" },
+        { "REDIS_URL", "redis://:pw@127.0.0.1:6379/2" },
+        { "RATE_LIMIT_FAIL_OPEN", "No" },
+        { "UI_ENABLED", "0" },
         { NULL, NULL },
     };
     struct config cfg;
@@ -119,6 +138,15 @@ static void test_every_variable_set(void **state)
     assert_int_equal(cfg.client_keys.n, 2);
     assert_string_equal(cfg.client_keys.items[1], "k2");
     assert_true(cfg.client_timeout_s == 12.5);
+    assert_int_equal(cfg.max_request_bytes, 2048);
+    assert_string_equal(cfg.system_prompt, "Be brief.\nAnswer in English.");
+    assert_int_equal(cfg.upstream_retries, 0);
+    assert_true(cfg.connect_timeout_s == 1.5);
+    assert_int_equal(cfg.breaker_failures, 3);
+    assert_true(cfg.breaker_cooldown_s == 7);
+    assert_string_equal(cfg.redis_url, "redis://:pw@127.0.0.1:6379/2");
+    assert_false(cfg.rate_limit_fail_open);
+    assert_false(cfg.ui_enabled);
     config_free(&cfg);
     config_free(&cfg); /* idempotent */
 }
@@ -177,6 +205,23 @@ static const struct bad_case bad_cases[] = {
     { "CLIENT_API_KEYS", "good,has space", "CLIENT_API_KEYS" },
     { "CLIENT_TIMEOUT_SECONDS", "0", "CLIENT_TIMEOUT_SECONDS" },
     { "CLIENT_TIMEOUT_SECONDS", "3601", "CLIENT_TIMEOUT_SECONDS" },
+    { "MAX_REQUEST_BYTES", "1023", "MAX_REQUEST_BYTES" },
+    { "MAX_REQUEST_BYTES", "67108865", "MAX_REQUEST_BYTES" },
+    { "MAX_REQUEST_BYTES", "1k", "MAX_REQUEST_BYTES" },
+    { "SYSTEM_PROMPT", "bad \xff utf-8", "SYSTEM_PROMPT" },
+    { "SYSTEM_PROMPT", "surrogate \xed\xa0\x80", "SYSTEM_PROMPT" },
+    { "UPSTREAM_RETRIES", "11", "UPSTREAM_RETRIES" },
+    { "UPSTREAM_RETRIES", "-1", "UPSTREAM_RETRIES" },
+    { "CONNECT_TIMEOUT_SECONDS", "0", "CONNECT_TIMEOUT_SECONDS" },
+    { "CONNECT_TIMEOUT_SECONDS", "601", "CONNECT_TIMEOUT_SECONDS" },
+    { "BREAKER_FAILURES", "0", "BREAKER_FAILURES" },
+    { "BREAKER_FAILURES", "1001", "BREAKER_FAILURES" },
+    { "BREAKER_COOLDOWN_SECONDS", "0", "BREAKER_COOLDOWN_SECONDS" },
+    { "BREAKER_COOLDOWN_SECONDS", "soon", "BREAKER_COOLDOWN_SECONDS" },
+    { "RATE_LIMIT_FAIL_OPEN", "maybe", "RATE_LIMIT_FAIL_OPEN" },
+    { "RATE_LIMIT_FAIL_OPEN", "on", "RATE_LIMIT_FAIL_OPEN" },
+    { "UI_ENABLED", "2", "UI_ENABLED" },
+    { "UI_ENABLED", "truee", "UI_ENABLED" },
 };
 
 static void test_every_bad_value(void **state)
@@ -238,6 +283,11 @@ static void test_boundaries_accepted(void **state)
         { { "LOG_LEVEL", "warn" } },
         { { "LOG_LEVEL", "Error" } },
         { { "OPENAI_BASE_URL", "https://user:pw@proxy.example.com/v1" } },
+        { { "MAX_REQUEST_BYTES", "1024" } },
+        { { "MAX_REQUEST_BYTES", "67108864" } },
+        { { "UPSTREAM_RETRIES", "10" } },
+        { { "BREAKER_FAILURES", "1000" } },
+        { { "SYSTEM_PROMPT", "Réponds en français, s'il te plaît 🙂" } },
     };
     for (size_t i = 0; i < N_ELEMS(ok); i++) {
         struct config cfg;
@@ -323,29 +373,11 @@ static void test_public_base_url(void **state)
 
 /* ---- config_load_process: the real environment and a .env file ------------------- */
 
-static const char *const all_vars[] = {
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_MODEL",
-    "ALLOWED_MODELS",
-    "MAX_TOKENS",
-    "TIMEOUT_SECONDS",
-    "LOG_LEVEL",
-    "HOST",
-    "PORT",
-    "CORS_ORIGINS",
-    "WORKERS",
-    "MAX_CONCURRENT_STREAMS",
-    "DRAIN_SECONDS",
-    "CLIENT_API_KEYS",
-    "CLIENT_TIMEOUT_SECONDS",
-};
-
 static int clear_env(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < N_ELEMS(all_vars); i++)
-        unsetenv(all_vars[i]);
+    for (size_t i = 0; i < config_n_vars; i++)
+        unsetenv(config_vars[i].name);
     return 0;
 }
 
@@ -423,6 +455,104 @@ static void test_process_bad_value_in_dotenv(void **state)
     unlink(path);
 }
 
+static void test_booleans(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        bool want;
+    } cases[] = { { "true", true }, { "TRUE", true },   { "1", true },      { "yes", true },
+                  { "Yes", true },  { "false", false }, { "False", false }, { "0", false },
+                  { "no", false },  { "NO", false } };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct var vars[] = { { "UI_ENABLED", cases[i].text },
+                              { "RATE_LIMIT_FAIL_OPEN", cases[i].text },
+                              { NULL, NULL } };
+        struct config cfg;
+        char err[1024];
+        if (load(&cfg, vars, err, sizeof err) != 0)
+            fail_msg("%s refused: %s", cases[i].text, err);
+        assert_int_equal(cfg.ui_enabled, cases[i].want);
+        assert_int_equal(cfg.rate_limit_fail_open, cases[i].want);
+        config_free(&cfg);
+    }
+    bool b;
+    assert_int_equal(config_parse_bool("", &b), -EINVAL);
+    assert_int_equal(config_parse_bool("y", &b), -EINVAL);
+    assert_int_equal(config_parse_bool("10", &b), -EINVAL);
+}
+
+/* Every row of the table: its default is accepted and lands in its field the way
+ * a value set explicitly does (the defaults the docs show are the real ones). */
+static void test_table_defaults_are_real(void **state)
+{
+    (void)state;
+    static const struct var none[] = { { NULL, NULL } };
+    struct config defaults;
+    char err[1024];
+    assert_int_equal(load(&defaults, none, err, sizeof err), 0);
+    for (size_t i = 0; i < config_n_vars; i++) {
+        const struct config_var *v = &config_vars[i];
+        if (v->def[0] == '\0' || v->type == CONFIG_LIST || v->type == CONFIG_STR)
+            continue;
+        struct var vars[] = { { v->name, v->def }, { NULL, NULL } };
+        struct config cfg;
+        if (load(&cfg, vars, err, sizeof err) != 0)
+            fail_msg("%s=%s (its default) refused: %s", v->name, v->def, err);
+        const char *a = (const char *)&cfg + v->offset, *b = (const char *)&defaults + v->offset;
+        size_t size = v->type == CONFIG_SECONDS ? sizeof(double)
+                      : v->type == CONFIG_SIZE  ? sizeof(size_t)
+                      : v->type == CONFIG_BOOL  ? sizeof(bool)
+                                                : sizeof(int);
+        if (memcmp(a, b, size) != 0)
+            fail_msg("%s: the default in the table differs from the loaded default", v->name);
+        config_free(&cfg);
+    }
+    config_free(&defaults);
+}
+
+static void test_log_effective_hides_secrets(void **state)
+{
+    (void)state;
+    static const struct var vars[] = {
+        { "OPENAI_API_KEY", "sk-SECRET-one" },
+        { "CLIENT_API_KEYS", "ck-SECRET-two,ck-three" },
+        { "SYSTEM_PROMPT", "PRIVATE-prompt" },
+        { "REDIS_URL", "redis://:SECRETPW@127.0.0.1:1/0" },
+        { "OPENAI_BASE_URL", "https://u:SECRETPW@h.example/v1" },
+        { NULL, NULL },
+    };
+    struct config cfg;
+    char err[1024];
+    assert_int_equal(load(&cfg, vars, err, sizeof err), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    log_setup(LOG_INFO, fds[1]);
+    config_log_effective(&cfg, "127.0.0.1:1");
+    log_teardown();
+    close(fds[1]);
+    char line[16384];
+    ssize_t n = read(fds[0], line, sizeof line - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    line[n] = '\0';
+    json_t *j = unit_json(line, (size_t)n);
+    assert_null(strstr(line, "SECRET"));
+    assert_null(strstr(line, "PRIVATE"));
+    assert_true(json_is_true(json_object_get(j, "openai_api_key_set")));
+    assert_int_equal(json_integer_value(json_object_get(j, "client_api_key_count")), 2);
+    assert_true(json_is_true(json_object_get(j, "system_prompt_set")));
+    assert_string_equal(json_string_value(json_object_get(j, "redis_url")),
+                        "redis://REDACTED@127.0.0.1:1/0");
+    assert_int_equal(json_integer_value(json_object_get(j, "max_request_bytes")), 1048576);
+    assert_true(json_is_true(json_object_get(j, "ui_enabled")));
+    for (size_t i = 0; i < config_n_vars; i++) /* one field per variable */
+        if (json_object_get(j, config_vars[i].log_key) == NULL)
+            fail_msg("server_started has no %s", config_vars[i].log_key);
+    json_decref(j);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +565,9 @@ int main(void)
         cmocka_unit_test(test_allowed_models),
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_public_base_url),
+        cmocka_unit_test(test_booleans),
+        cmocka_unit_test(test_table_defaults_are_real),
+        cmocka_unit_test(test_log_effective_hides_secrets),
         cmocka_unit_test_setup_teardown(test_process_env_wins_over_dotenv, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_process_without_dotenv, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_process_bad_dotenv_line, clear_env, clear_env),
