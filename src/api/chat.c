@@ -83,7 +83,7 @@ static int chat_error_answer(struct chat_stream *s, enum error_code code, const 
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    n = mw_common_headers(s->w->cfg, s->cid, s->cors_origin, h, n);
+    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
     http_respond(s->conn, 504, h, n, body, len);
     return 504;
 }

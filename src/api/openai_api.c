@@ -76,7 +76,7 @@ static void v1_completed_json(struct chat_stream *s, struct buf *out)
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    n = mw_common_headers(s->w->cfg, s->cid, s->cors_origin, h, n);
+    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
     http_respond(s->conn, 200, h, n, s->body.p ? s->body.p : "", s->body.len);
 }
 
@@ -112,10 +112,11 @@ static int v1_error_answer(struct chat_stream *s, enum error_code code, const ch
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
     if (status == 429 || status == 503) {
-        snprintf(retry, sizeof retry, "%ld", s->retry_after > 0 ? s->retry_after : 1);
+        snprintf(retry, sizeof retry, "%ld",
+                 s->retry_after_ms > 0 ? (s->retry_after_ms + 999) / 1000 : 1);
         h[n++] = (struct http_header){ "Retry-After", retry };
     }
-    n = mw_common_headers(s->w->cfg, s->cid, s->cors_origin, h, n);
+    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
     http_respond(s->conn, status, h, n, body, len);
     return status;
 }

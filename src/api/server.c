@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "services/provider.h"
+#include "services/router.h"
 
 #define ACCEPT_BATCH        64
 #define ACCEPT_PAUSE_MS     100
@@ -398,6 +399,17 @@ static int open_all(const struct config *cfg, struct listen_addr *a, int *fds)
     return 0;
 }
 
+/* At each scrape: every provider's breaker state, which time alone changes. */
+static void render_breakers(void *ctx, struct metrics *m)
+{
+    struct breakers *b = ctx;
+    int64_t now = clock_mono_us();
+    for (size_t i = 0; i < breakers_count(b); i++) {
+        struct breaker *br = breakers_at(b, i);
+        metrics_breaker_state(m, breaker_name(br), breaker_state(br, now));
+    }
+}
+
 int server_run(const struct config *cfg)
 {
     int n = cfg->workers, rc = 1;
@@ -406,10 +418,12 @@ int server_run(const struct config *cfg)
     struct worker *ws = calloc((size_t)n, sizeof *ws);
     struct runner *runners = calloc((size_t)n, sizeof *runners);
     struct metrics *m = metrics_new(n);
+    struct breakers *breakers = breakers_new();
     _Atomic int stopped = 0;
     int started = 0;
-    if (fds == NULL || ws == NULL || runners == NULL || m == NULL)
+    if (fds == NULL || ws == NULL || runners == NULL || m == NULL || breakers == NULL)
         goto out;
+    metrics_on_render(m, render_breakers, breakers);
     for (int i = 0; i < n; i++)
         fds[i] = -1;
     if ((rc = open_all(cfg, &addr, fds)) != 0)
@@ -426,6 +440,7 @@ int server_run(const struct config *cfg)
                     i);
             goto out;
         }
+        ws[i].breakers = breakers;
     }
     sigset_t set;
     sigemptyset(&set);
@@ -464,6 +479,7 @@ out:
         if (fds[i] >= 0)
             close(fds[i]);
     metrics_free(m);
+    breakers_free(breakers);
     free(runners);
     free(ws);
     free(fds);

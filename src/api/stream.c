@@ -26,6 +26,7 @@
 static const struct provider_callbacks provider_cbs;
 static const struct http_owner_ops owner_ops;
 static void start_attempt(struct chat_stream *s);
+static void attempt_succeeded(struct chat_stream *s);
 
 /* ---- states ----------------------------------------------------------------------- */
 
@@ -59,7 +60,7 @@ void stream_send_headers(struct chat_stream *s)
     h[n++] = (struct http_header){ "Content-Type", "text/event-stream" };
     h[n++] = (struct http_header){ "Cache-Control", "no-cache" };
     h[n++] = (struct http_header){ "X-Accel-Buffering", "no" };
-    n = mw_common_headers(s->w->cfg, s->cid, s->cors_origin, h, n);
+    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
     http_stream_begin(s->conn, 200, h, n);
     s->headers_sent = true;
 }
@@ -106,6 +107,8 @@ static void free_stream(struct chat_stream *s)
 static void finish(struct chat_stream *s, enum outcome o, int status)
 {
     struct worker *w = s->w;
+    if (s->state != ST_STREAMING && o != OUTCOME_COMPLETED)
+        router_abandon(&s->router); /* no verdict on this attempt: free a held probe */
     set_state(s, ST_FINISHED);
     event_del(&s->timer);
     event_del(&s->retry_ev);
@@ -133,6 +136,8 @@ static void finish(struct chat_stream *s, enum outcome o, int status)
 static void finish_completed(struct chat_stream *s)
 {
     int status = 200;
+    if (s->state == ST_WAITING)
+        attempt_succeeded(s); /* an answer without a first token (JSON, or empty) */
     if (s->conn != NULL && s->enc->sse) {
         s->enc->completed(s, &s->w->scratch);
         flush_events(s);
@@ -183,10 +188,29 @@ static int fail_later(struct chat_stream *s, enum error_code code, const char *w
     return -1;
 }
 
+static void log_attempt(const struct chat_stream *s, const char *outcome, int64_t delay_ms)
+{
+    log_event(LOG_INFO, "upstream_attempt", s->cid, LOG_STR("provider", s->provider_name),
+              LOG_STR("model", s->target_model), LOG_INT("attempt", s->attempt),
+              LOG_STR("outcome", outcome), LOG_INT("status", s->http_status),
+              LOG_INT("delay_ms", delay_ms));
+}
+
+/* The attempt answered: the router and the breaker hear of it. */
+static void attempt_succeeded(struct chat_stream *s)
+{
+    int64_t now = clock_mono_us();
+    router_next(&s->router, ROUTER_OK, -1, now);
+    metrics_upstream_attempt(s->w->m, s->provider_name, router_outcome_name(ROUTER_OK));
+    metrics_provider_first_token(s->w->m, s->provider_name, (double)(now - s->start_us) / 1e6);
+    log_attempt(s, router_outcome_name(ROUTER_OK), 0);
+}
+
 static void first_token(struct chat_stream *s)
 {
     set_state(s, ST_STREAMING);
     metrics_first_token(s->w->m, (double)(clock_mono_us() - s->start_us) / 1e6);
+    attempt_succeeded(s);
     event_add(&s->timer, s->w->timeout_tv); /* from now on: the idle timeout */
 }
 
@@ -217,7 +241,7 @@ static int on_sse_event(void *ctx, const struct sse_event *ev)
                           "The model provider sent an event that is not a JSON chunk");
     if (c.is_error) {
         char summary[240], what[320];
-        openai_error_summary(ev->data, ev->data_len, s->w->cfg->api_key, s->message, s->message_len,
+        openai_error_summary(ev->data, ev->data_len, s->pc->api_key, s->message, s->message_len,
                              summary, sizeof summary);
         snprintf(what, sizeof what, "The model provider reported an error in the stream%s%s",
                  summary[0] ? ": " : "", summary);
@@ -355,13 +379,13 @@ static void describe_status(struct chat_stream *s, struct failure *f)
 {
     f->code = status_error(s->http_status);
     char summary[240];
-    openai_error_summary(s->body.p ? s->body.p : "", s->body.len, s->w->cfg->api_key, s->message,
+    openai_error_summary(s->body.p ? s->body.p : "", s->body.len, s->pc->api_key, s->message,
                          s->message_len, summary, sizeof summary);
     size_t n = (size_t)snprintf(f->what_buf, sizeof f->what_buf,
                                 "The model provider refused the request (HTTP %ld", s->http_status);
-    if (s->retry_after > 0)
+    if (s->retry_after_ms >= 0)
         n += (size_t)snprintf(f->what_buf + n, sizeof f->what_buf - n, ", Retry-After: %ld s",
-                              s->retry_after);
+                              (s->retry_after_ms + 999) / 1000);
     snprintf(f->what_buf + n, sizeof f->what_buf - n, ")");
     size_t slen = strlen(summary);
     while (slen > 0 && summary[slen - 1] == '.')
@@ -414,14 +438,6 @@ static int describe_end(struct chat_stream *s, struct failure *f)
 
 /* ---- attempts ----------------------------------------------------------------------- */
 
-static void log_attempt(const struct chat_stream *s, const char *outcome, int64_t delay_ms)
-{
-    log_event(LOG_INFO, "upstream_attempt", s->cid, LOG_STR("provider", s->provider_name),
-              LOG_STR("model", s->target_model), LOG_INT("attempt", s->attempt),
-              LOG_STR("outcome", outcome), LOG_INT("status", s->http_status),
-              LOG_INT("delay_ms", delay_ms));
-}
-
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -431,19 +447,47 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     start_attempt(s);
 }
 
-/* After a failure before the first token: schedules another attempt when the
- * routing rules allow one. Returns true when one is scheduled. */
-static bool retry(struct chat_stream *s, bool transport_failure)
+static void set_target(struct chat_stream *s, size_t i)
 {
-    (void)transport_failure;
-    log_attempt(s, "failed", 0);
-    return false;
+    const struct target_conf *t = &s->mc->targets[i];
+    s->pc = &s->cfg->providers[t->provider];
+    s->provider_name = s->pc->name;
+    s->target_model = t->model;
+}
+
+/* After a failure before the first token: schedules another attempt when the
+ * routing rules allow one (the router decides). Returns true when one is
+ * scheduled (or the stream already ended trying). */
+static bool retry(struct chat_stream *s)
+{
+    long status = is_2xx(s->http_status) ? 0 : s->http_status; /* a cut 2xx: as no answer */
+    enum router_outcome o = router_classify(status, s->retry_after_ms);
+    const char *from = s->provider_name;
+    struct router_step step = router_next(&s->router, o, s->retry_after_ms, clock_mono_us());
+    metrics_upstream_attempt(s->w->m, from, router_outcome_name(o));
+    log_attempt(s, router_outcome_name(o), step.go ? step.delay_us / 1000 : -1);
+    if (!step.go)
+        return false;
+    if (step.fallback)
+        metrics_fallback(s->w->m, from);
+    else
+        metrics_retry(s->w->m, from);
+    set_target(s, step.target);
+    if (step.delay_us > 0) {
+        set_state(s, ST_BACKOFF);
+        struct timeval tv = { (time_t)(step.delay_us / 1000000),
+                              (suseconds_t)(step.delay_us % 1000000) };
+        event_add(&s->retry_ev, &tv);
+    } else {
+        start_attempt(s);
+    }
+    return true;
 }
 
 static void on_done(void *owner, int code, const char *errbuf)
 {
     struct chat_stream *s = owner;
-    s->retry_after = provider_retry_after(s->call);
+    s->retry_after_ms = provider_retry_after_ms(s->call);
     if (!s->status_checked && code == CURLE_OK)
         s->http_status = provider_status(s->call);
     s->call = NULL; /* freed by the provider after this call */
@@ -460,7 +504,7 @@ static void on_done(void *owner, int code, const char *errbuf)
         finish_completed(s);
         return;
     }
-    if (s->state == ST_WAITING && retry(s, code != CURLE_OK || s->has_pending))
+    if (s->state == ST_WAITING && retry(s))
         return;
     finish_error(s, f.code, f.what, f.why);
 }
@@ -477,14 +521,15 @@ static void start_attempt(struct chat_stream *s)
     s->held.len = 0;
     s->status_checked = s->done_marker = s->has_pending = s->has_usage = false;
     s->http_status = 0;
-    s->retry_after = -1;
+    s->retry_after_ms = -1;
     s->finish_reason[0] = '\0';
     free(s->pending_what);
     s->pending_what = NULL;
     s->attempt++;
     struct buf body = { 0 };
     if (s->enc->request_body(s, s->target_model, &body) == 0)
-        s->call = provider_start(s->w->provider, body.p, body.len, &provider_cbs, s);
+        s->call = provider_start(s->w->provider, s->pc, s->cfg->connect_timeout_s, body.p, body.len,
+                                 &provider_cbs, s);
     else
         buf_free(&body);
     if (s->call == NULL)
@@ -503,7 +548,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int64_t idle_us = clock_mono_us() - s->last_progress_us;
-    int64_t limit_us = (int64_t)(s->w->cfg->timeout_s * 1e6);
+    int64_t limit_us = (int64_t)(s->cfg->timeout_s * 1e6);
     if (s->paused || idle_us < limit_us) {
         /* Progress since the timer was set (checked here rather than re-arming
          * the timer on every chunk), or held back by our own client: wait on. */
@@ -564,8 +609,8 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     s->cors_origin = mw_cors_origin(w->cfg, req);
     s->start_us = req->start_us;
     s->last_progress_us = clock_mono_us();
-    s->provider_name = "default";
-    s->target_model = model;
+    s->cfg = w->cfg;
+    s->mc = config_find_model(s->cfg, model);
     fill(s, arg);
     evtimer_assign(&s->timer, w->base, on_timer, s);
     evtimer_assign(&s->retry_ev, w->base, on_retry_timer, s);
@@ -575,6 +620,21 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     w->streams = s;
     http_conn_set_owner(c, &owner_ops, s);
     event_add(&s->timer, w->timeout_tv);
+    size_t n = s->mc ? s->mc->n_targets : 0;
+    if (n > STREAM_MAX_TARGETS)
+        n = STREAM_MAX_TARGETS;
+    for (size_t i = 0; i < n; i++)
+        s->brs[i] = breakers_get(w->breakers, s->cfg->providers[s->mc->targets[i].provider].name);
+    int64_t now = clock_mono_us();
+    router_init(&s->router, n, s->brs, s->cfg->upstream_retries, s->cfg->breaker_failures,
+                s->cfg->breaker_cooldown_s, s->start_us + (int64_t)(s->cfg->timeout_s * 1e6),
+                (uint64_t)now ^ (uint64_t)(uintptr_t)s);
+    if (n == 0) { /* validated before: cannot happen */
+        finish_error(s, ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    struct router_step step = router_first(&s->router, now);
+    set_target(s, step.target);
     start_attempt(s);
 }
 

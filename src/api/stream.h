@@ -26,12 +26,18 @@
 #include "core/buf.h"
 #include "core/metrics.h"
 #include "models/error.h"
+#include "services/router.h"
 #include "services/sse.h"
 
 struct worker;
 struct chat_stream;
 struct openai_chunk;
 struct provider_call;
+struct config;
+struct model_conf;
+struct provider_conf;
+
+#define STREAM_MAX_TARGETS 8 /* targets of one model that a request walks */
 
 struct stream_encoder {
     enum metric_route route;
@@ -67,14 +73,19 @@ struct chat_stream {
     const char *model;   /* the requested model */
     const char *message; /* a text the provider must not quote back (error summaries) */
     size_t message_len;
-    int max_tokens;           /* /chat */
-    const void *chat_history; /* /chat: the "history" array inside root, or NULL */
-    bool client_usage;        /* /v1: the client asked for the usage chunk */
+    int max_tokens;              /* /chat */
+    const void *chat_history;    /* /chat: the "history" array inside root, or NULL */
+    bool client_usage;           /* /v1: the client asked for the usage chunk */
+    const struct config *cfg;    /* the configuration this request started with */
+    const struct model_conf *mc; /* the requested model's targets */
     /* the attempt */
+    struct router router;
+    struct breaker *brs[STREAM_MAX_TARGETS];
+    const struct provider_conf *pc; /* the current target's provider */
     const char *provider_name;
     const char *target_model;
     int attempt;
-    long retry_after; /* of the last failed attempt, seconds; -1 none */
+    long retry_after_ms; /* of the last failed attempt; -1 none */
     int64_t start_us, last_progress_us;
     struct event timer;    /* first-token deadline, then the idle timeout */
     struct event retry_ev; /* backoff before the next attempt */

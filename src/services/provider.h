@@ -10,6 +10,7 @@
 
 struct event_base;
 struct config;
+struct provider_conf;
 struct provider;
 struct provider_call;
 
@@ -33,10 +34,13 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
 /* Cancels every transfer (no callbacks) and frees the client. NULL is fine. */
 void provider_free(struct provider *p);
 
-/* POSTs body (taken over: freed by the provider) to the chat completions URL.
- * The callbacks run later, from the event loop, never from inside this call.
- * NULL when out of memory (body is freed then too). */
-struct provider_call *provider_start(struct provider *p, char *body, size_t len,
+/* POSTs body (taken over: freed by the provider) to target's chat completions
+ * URL with its key, headers and CA bundle; one connection attempt may take
+ * connect_timeout_s. target must stay valid while the owner holds the call. The
+ * callbacks run later, from the event loop, never from inside this call. NULL
+ * when out of memory (body is freed then too). */
+struct provider_call *provider_start(struct provider *p, const struct provider_conf *target,
+                                     double connect_timeout_s, char *body, size_t len,
                                      const struct provider_callbacks *cb, void *owner);
 
 /* Callback rule (curl's own): libcurl forbids multi-handle calls from inside its
@@ -69,8 +73,9 @@ long provider_status(struct provider_call *call);
 /* The response's Content-Type, or NULL. Valid until the call ends. */
 const char *provider_content_type(struct provider_call *call);
 
-/* The Retry-After the provider sent, in seconds, or -1. */
-long provider_retry_after(struct provider_call *call);
+/* The Retry-After the provider sent, in milliseconds (seconds or an HTTP-date),
+ * or -1 when it sent none or garbage. */
+long provider_retry_after_ms(struct provider_call *call);
 
 /* Number of transfers in progress (orphans included). */
 size_t provider_active(const struct provider *p);
