@@ -17,7 +17,7 @@
 
 static int chat_body(struct chat_stream *s, const char *model, struct buf *out)
 {
-    struct openai_conversation conv = { .system_prompt = NULL,
+    struct openai_conversation conv = { .system_prompt = s->cfg->system_prompt,
                                         .history = s->chat_history,
                                         .message = s->message,
                                         .message_len = s->message_len };
@@ -107,7 +107,8 @@ static void fill(struct chat_stream *s, void *arg)
     s->chat_history = creq->history;
 }
 
-void chat_start(struct worker *w, struct http_conn *c, struct http_request *req)
+void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
+                const struct key_conf *key)
 {
     struct chat_request creq;
     struct chat_request_error err;
@@ -117,8 +118,12 @@ void chat_start(struct worker *w, struct http_conn *c, struct http_request *req)
         mw_respond_error(w, c, req, ROUTE_CHAT, ERR_VALIDATION, detail, NULL, 0);
         return;
     }
+    if (!stream_key_allows(w, c, req, ROUTE_CHAT, key, creq.model)) {
+        chat_request_free(&creq);
+        return;
+    }
     /* The stream takes the parsed body over; the strings creq points at live in it. */
-    stream_start(w, c, req, &chat_encoder, creq.root, creq.model, fill, &creq);
+    stream_start(w, c, req, key, &chat_encoder, creq.root, creq.model, fill, &creq);
 }
 
 void chat_abort_all(struct worker *w, enum error_code code)

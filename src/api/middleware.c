@@ -58,8 +58,10 @@ size_t mw_common_headers(const struct config *cfg, const char *cid, const char *
     return n;
 }
 
-bool mw_authorized(const struct config *cfg, const struct http_request *req)
+bool mw_authorized(const struct config *cfg, const struct http_request *req,
+                   const struct key_conf **key)
 {
+    *key = NULL;
     if (!config_auth_enabled(cfg))
         return true;
     const struct http_hval *h = &req->authorization;
@@ -69,7 +71,8 @@ bool mw_authorized(const struct config *cfg, const struct http_request *req)
     while (*token == ' ')
         token++;
     /* Hashes the token and compares it with every key in constant time. */
-    return config_find_key(cfg, token, strlen(token)) != NULL;
+    *key = config_find_key(cfg, token, strlen(token));
+    return *key != NULL;
 }
 
 void mw_log_complete(const char *cid, int status, enum outcome outcome, int64_t start_us,

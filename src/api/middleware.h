@@ -13,6 +13,7 @@
 #include "models/error.h"
 
 struct config;
+struct key_conf;
 struct worker;
 
 #define MW_MAX_HEADERS 16
@@ -30,9 +31,11 @@ const char *mw_cors_origin(const struct config *cfg, const struct http_request *
 size_t mw_common_headers(const struct config *cfg, const char *cid, const char *cors_origin,
                          struct http_header *h, size_t n);
 
-/* True when client auth is off, or the request carries one of CLIENT_API_KEYS
- * as a Bearer token (compared in constant time). */
-bool mw_authorized(const struct config *cfg, const struct http_request *req);
+/* True when client auth is off, or the request carries one of the configured
+ * client keys as a Bearer token (hashed, compared in constant time); *key is
+ * then that key (NULL when auth is off). */
+bool mw_authorized(const struct config *cfg, const struct http_request *req,
+                   const struct key_conf **key);
 
 /* Logs response_complete for a request. */
 void mw_log_complete(const char *cid, int status, enum outcome outcome, int64_t start_us,

@@ -149,7 +149,8 @@ static void fill(struct chat_stream *s, void *arg)
     s->message_len = r->last_text_len;
 }
 
-void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *req)
+void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
+                   const struct key_conf *key)
 {
     struct v1_request r;
     struct v1_request_error err;
@@ -171,21 +172,32 @@ void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *r
         v1_request_free(&r);
         return;
     }
-    stream_start(w, c, req, r.stream ? &v1_sse_encoder : &v1_json_encoder, r.root, model, fill, &r);
+    if (!stream_key_allows(w, c, req, ROUTE_V1_CHAT, key, model)) {
+        v1_request_free(&r);
+        return;
+    }
+    stream_start(w, c, req, key, r.stream ? &v1_sse_encoder : &v1_json_encoder, r.root, model, fill,
+                 &r);
 }
 
-void v1_models(struct worker *w, struct http_conn *c, struct http_request *req)
+void v1_models(struct worker *w, struct http_conn *c, struct http_request *req,
+               const struct key_conf *key)
 {
     const struct config *cfg = w->cfg;
     struct buf out = { 0 };
     int rc = buf_append_str(&out, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < cfg->allowed_models.n; i++) {
-        const char *m = cfg->allowed_models.items[i];
-        rc |= buf_append_str(&out, i ? ",{\"id\":\"" : "{\"id\":\"");
-        rc |= buf_append_json(&out, m, strlen(m));
+    bool first = true;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct model_conf *m = &cfg->models[i];
+        if (key != NULL && !config_key_allows(key, m->name))
+            continue;
+        const char *owner = cfg->providers[m->targets[0].provider].name;
+        rc |= buf_append_str(&out, first ? "{\"id\":\"" : ",{\"id\":\"");
+        rc |= buf_append_json(&out, m->name, strlen(m->name));
         rc |= buf_append_str(&out, "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"");
-        rc |= buf_append_str(&out, "default");
+        rc |= buf_append_json(&out, owner, strlen(owner));
         rc |= buf_append_str(&out, "\"}");
+        first = false;
     }
     rc |= buf_append_str(&out, "]}");
     if (rc != 0)

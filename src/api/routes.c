@@ -76,17 +76,19 @@ static bool is_json(const struct http_hval *ct)
 
 /* The first rule the request breaks before its body is looked at, or -1. The
  * order is: route, method, client key, draining, media type. */
-static int precheck(struct worker *w, struct http_request *req, const struct route **out)
+static int precheck(struct worker *w, struct http_request *req, const struct route **out,
+                    const struct key_conf **key)
 {
     const struct route *r = find_route(req);
     *out = r;
+    *key = NULL;
     if (r == NULL)
         return ERR_NOT_FOUND;
     if (!method_allowed(r, req->method))
         return ERR_METHOD_NOT_ALLOWED;
     if (req->method == HTTP_OPTIONS || is_open_route(r->id))
         return -1;
-    if (!mw_authorized(w->cfg, req))
+    if (!mw_authorized(w->cfg, req, key))
         return ERR_UNAUTHORIZED;
     if (!is_stream_route(r->id))
         return -1;
@@ -117,8 +119,9 @@ static enum http_verdict on_headers(struct http_conn *c, struct http_request *re
 {
     struct worker *w = ctx;
     const struct route *r;
+    const struct key_conf *key;
     mw_begin(req);
-    int code = precheck(w, req, &r);
+    int code = precheck(w, req, &r, &key);
     if (code < 0 || !req->has_body)
         return HTTP_READ_BODY; /* without a body to skip, answer once it is complete */
     refuse(w, c, req, r, (enum error_code)code);
@@ -182,8 +185,9 @@ static void on_request(struct http_conn *c, struct http_request *req, void *ctx)
 {
     struct worker *w = ctx;
     const struct route *r;
+    const struct key_conf *key;
     mw_begin(req);
-    int code = precheck(w, req, &r);
+    int code = precheck(w, req, &r, &key);
     if (code >= 0) {
         refuse(w, c, req, r, (enum error_code)code);
         return;
@@ -197,11 +201,11 @@ static void on_request(struct http_conn *c, struct http_request *req, void *ctx)
     else if (r->id == ROUTE_READY)
         ready(w, c, req);
     else if (r->id == ROUTE_V1_MODELS)
-        v1_models(w, c, req);
+        v1_models(w, c, req, key);
     else if (r->id == ROUTE_V1_CHAT)
-        v1_chat_start(w, c, req);
+        v1_chat_start(w, c, req, key);
     else
-        chat_start(w, c, req);
+        chat_start(w, c, req, key);
 }
 
 static void on_protocol_error(struct http_conn *c, struct http_request *req, int status, void *ctx)

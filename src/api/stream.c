@@ -587,9 +587,22 @@ static const struct http_owner_ops owner_ops = { .on_client_gone = on_client_gon
 
 /* ---- start and drain ---------------------------------------------------------------- */
 
+bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
+                       enum metric_route route, const struct key_conf *key, const char *model)
+{
+    if (key == NULL || config_key_allows(key, model))
+        return true;
+    char what[200], detail[1024];
+    snprintf(what, sizeof what, "The client key \"%.40s\" may not use the model \"%.64s\"",
+             key->name, model);
+    error_detail(detail, sizeof detail, ERR_FORBIDDEN, what, NULL, NULL);
+    mw_respond_error_as(w, c, req, route, ERR_FORBIDDEN, 403, detail, "model", NULL, 0);
+    return false;
+}
+
 void stream_start(struct worker *w, struct http_conn *c, struct http_request *req,
-                  const struct stream_encoder *enc, void *root, const char *model,
-                  void (*fill)(struct chat_stream *s, void *arg), void *arg)
+                  const struct key_conf *key, const struct stream_encoder *enc, void *root,
+                  const char *model, void (*fill)(struct chat_stream *s, void *arg), void *arg)
 {
     if (metrics_stream_acquire(w->metrics, w->cfg->max_streams) != 0) {
         json_decref(root);
@@ -610,6 +623,7 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     s->start_us = req->start_us;
     s->last_progress_us = clock_mono_us();
     s->cfg = w->cfg;
+    s->key = key;
     s->mc = config_find_model(s->cfg, model);
     fill(s, arg);
     evtimer_assign(&s->timer, w->base, on_timer, s);

@@ -35,6 +35,7 @@ struct openai_chunk;
 struct provider_call;
 struct config;
 struct model_conf;
+struct key_conf;
 struct provider_conf;
 
 #define STREAM_MAX_TARGETS 8 /* targets of one model that a request walks */
@@ -78,6 +79,7 @@ struct chat_stream {
     bool client_usage;           /* /v1: the client asked for the usage chunk */
     const struct config *cfg;    /* the configuration this request started with */
     const struct model_conf *mc; /* the requested model's targets */
+    const struct key_conf *key;  /* the caller's client key, NULL without client auth */
     /* the attempt */
     struct router router;
     struct breaker *brs[STREAM_MAX_TARGETS];
@@ -108,8 +110,12 @@ struct chat_stream {
  * against MAX_CONCURRENT_STREAMS and sends the first attempt; on failure answers
  * with an error itself. The encoder's fields of the stream are filled by fill. */
 void stream_start(struct worker *w, struct http_conn *c, struct http_request *req,
-                  const struct stream_encoder *enc, void *root, const char *model,
-                  void (*fill)(struct chat_stream *s, void *arg), void *arg);
+                  const struct key_conf *key, const struct stream_encoder *enc, void *root,
+                  const char *model, void (*fill)(struct chat_stream *s, void *arg), void *arg);
+
+/* True when key may use model; else answers 403 forbidden (param "model"). */
+bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
+                       enum metric_route route, const struct key_conf *key, const char *model);
 
 /* Writes the SSE response headers (200, text/event-stream) once. */
 void stream_send_headers(struct chat_stream *s);
