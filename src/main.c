@@ -59,8 +59,9 @@ static int hash_key(void)
 
 /* SIGHUP (reload) must never kill the process, even before the server waits for
  * it: blocked here, before anything else, it stays pending until the main
- * thread's signal wait takes it. Threads inherit the mask. */
-static void block_sighup(void)
+ * thread's signal wait takes it. Threads inherit the mask. Run as a constructor
+ * too, so that it is blocked before the sanitizers' and libraries' start-up. */
+__attribute__((constructor)) static void block_sighup(void)
 {
     sigset_t set;
     sigemptyset(&set);
