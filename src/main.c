@@ -1,6 +1,7 @@
 /* chatd: a streaming chat API server. Reads its configuration (environment,
  * then .env), then runs the server until SIGINT or SIGTERM. */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,8 +57,21 @@ static int hash_key(void)
     return 0;
 }
 
+/* SIGHUP (reload) must never kill the process, even before the server waits for
+ * it: blocked here, before anything else, it stays pending until the main
+ * thread's signal wait takes it. Threads inherit the mask. Run as a constructor
+ * too, so that it is blocked before the sanitizers' and libraries' start-up. */
+__attribute__((constructor)) static void block_sighup(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int main(int argc, char **argv)
 {
+    block_sighup();
     if (argc > 1) {
         if (strcmp(argv[1], "--version") == 0) {
             printf("chatd %s (%s)\n", CHATD_VERSION, curl_version());
@@ -74,27 +88,27 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed client socket is an error return, not a signal */
-    struct config cfg;
+    struct config *cfg;
     char err[1024];
-    if (config_load_process(&cfg, ".env", err, sizeof err) != 0) {
+    if (config_load_process(".env", &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "chatd: configuration error: %s\n", err);
         return 2;
     }
-    log_setup(cfg.log_level, STDOUT_FILENO);
-    log_add_secret(cfg.api_key);
-    for (size_t i = 0; i < cfg.n_providers; i++)
-        log_add_secret(cfg.providers[i].api_key);
-    for (size_t i = 0; i < cfg.client_keys.n; i++)
-        log_add_secret(cfg.client_keys.items[i]);
+    log_setup(cfg->log_level, STDOUT_FILENO);
+    log_add_secret(cfg->api_key);
+    for (size_t i = 0; i < cfg->n_providers; i++)
+        log_add_secret(cfg->providers[i].api_key);
+    for (size_t i = 0; i < cfg->client_keys.n; i++)
+        log_add_secret(cfg->client_keys.items[i]);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "chatd: libcurl failed to start. Its TLS library could not be set up. "
                         "Reinstall libcurl4 and ca-certificates.\n");
-        config_free(&cfg);
+        config_unref(cfg);
         return 1;
     }
-    int rc = server_run(&cfg);
+    int rc = server_run(cfg);
     curl_global_cleanup();
-    config_free(&cfg);
+    config_unref(cfg);
     log_teardown();
     return rc;
 }

@@ -256,6 +256,25 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         event_active(w->drain_ev, EV_TIMEOUT, 1);
 }
 
+/* Takes the snapshot the main thread left in pending_cfg: requests that start
+ * from now on see it; those already running hold their own reference. */
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) != sizeof n)
+        return;
+    struct config *next = atomic_exchange(&w->pending_cfg, NULL);
+    if (next == NULL)
+        return;
+    struct config *old = w->cfg;
+    w->cfg = next; /* the reference the main thread took for this worker */
+    struct timeval tv = clock_timeval(next->timeout_s); /* streams keep the one they started with */
+    w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
+    config_unref(old);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -269,7 +288,8 @@ static void worker_free(struct worker *w)
 {
     http_server_free(w->http); /* closes connections; their streams end with them */
     provider_free(w->provider);
-    struct event *evs[] = { w->accept_ev, w->resume_ev, w->wake_ev, w->drain_ev, w->exit_ev };
+    struct event *evs[] = { w->accept_ev, w->resume_ev, w->wake_ev,
+                            w->drain_ev,  w->exit_ev,   w->reload_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
@@ -277,28 +297,33 @@ static void worker_free(struct worker *w)
         close(w->listen_fd);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
+    if (w->reload_fd >= 0)
+        close(w->reload_fd);
     if (w->base != NULL)
         event_base_free(w->base);
     buf_free(&w->scratch);
+    config_unref(atomic_exchange(&w->pending_cfg, NULL));
+    config_unref(w->cfg);
 }
 
-static int worker_init(struct worker *w, int id, const struct config *cfg, struct metrics *m,
+static int worker_init(struct worker *w, int id, struct config *cfg, struct metrics *m,
                        int listen_fd)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
-    w->cfg = cfg;
+    w->cfg = config_ref(cfg);
     w->metrics = m;
     w->m = metrics_shard(m, id);
     w->listen_fd = listen_fd;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->reload_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct event_config *ec = event_config_new();
     if (ec != NULL) {
         event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK); /* one thread per base */
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
-    if (w->wake_fd < 0 || w->base == NULL)
+    if (w->wake_fd < 0 || w->reload_fd < 0 || w->base == NULL)
         return -1;
     struct timeval tv = clock_timeval(cfg->timeout_s);
     w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
@@ -309,11 +334,13 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, struc
     w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
     w->drain_ev = evtimer_new(w->base, on_drain_deadline, w);
     w->exit_ev = event_new(w->base, -1, EV_PERSIST, on_exit_check, w);
+    w->reload_ev = event_new(w->base, w->reload_fd, EV_READ | EV_PERSIST, on_reload, w);
     if (w->http == NULL || w->provider == NULL || w->accept_ev == NULL || w->resume_ev == NULL ||
-        w->wake_ev == NULL || w->drain_ev == NULL || w->exit_ev == NULL)
+        w->wake_ev == NULL || w->drain_ev == NULL || w->exit_ev == NULL || w->reload_ev == NULL)
         return -1;
     event_add(w->accept_ev, NULL);
     event_add(w->wake_ev, NULL);
+    event_add(w->reload_ev, NULL);
     return 0;
 }
 
@@ -340,26 +367,65 @@ static void warn_at_start(const struct config *cfg, const struct listen_addr *a)
                                              "authenticating proxy"));
 }
 
+/* SIGHUP: reads .env and CHATD_CONFIG again into a new snapshot and hands it to
+ * every worker on its own loop; a bad one is logged and the old one stays. */
+static void reload(struct worker *ws, int n, struct config **current)
+{
+    struct config *next;
+    char err[1024], changed[256];
+    int rc = config_load_process((*current)->dotenv_path, &next, err, sizeof err);
+    if (rc == 0 && (rc = config_keep_fixed(next, *current, changed, sizeof changed)) != 0) {
+        snprintf(err, sizeof err, "Out of memory while reloading the configuration.");
+        config_unref(next);
+    }
+    if (rc != 0) {
+        log_event(LOG_ERROR, "config_reload_failed", NULL, LOG_STR("message", err),
+                  LOG_STR("detail", "chatd keeps serving with the configuration it had"));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        config_unref(atomic_exchange(&ws[i].pending_cfg, config_ref(next))); /* never taken */
+        uint64_t one = 1;
+        if (write(ws[i].reload_fd, &one, sizeof one) < 0)
+            log_event(LOG_ERROR, "wake_failed", NULL, LOG_INT("worker", i));
+    }
+    config_unref(*current);
+    *current = next;
+    config_log_reloaded(next, changed);
+}
+
 /* Waits for SIGINT/SIGTERM, asks the workers to drain, and asks again (to end
- * streams at once) on a second signal, until every worker has stopped. */
-static void wait_for_signals(struct worker *ws, int n, _Atomic int *stopped)
+ * streams at once) on a second signal, until every worker has stopped; SIGHUP
+ * reloads the configuration until then. */
+static void wait_for_signals(struct worker *ws, int n, _Atomic int *stopped,
+                             struct config **current)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     int signals = 0;
     while (atomic_load(stopped) < n) {
         struct timespec ts = { 0, 50 * 1000 * 1000 };
         int sig = sigtimedwait(&set, NULL, signals ? &ts : NULL);
         if (sig < 0)
             continue;
+        if (sig == SIGHUP) {
+            if (signals == 0)
+                reload(ws, n, current);
+            else
+                log_event(LOG_WARNING, "config_reload_skipped", NULL,
+                          LOG_STR("message", "SIGHUP during shutdown: the configuration is not "
+                                             "reloaded while open streams drain"));
+            continue;
+        }
         if (signals++ == 0) {
             for (int i = 0; i < n; i++) /* new requests get 503 from now on, on every worker */
                 atomic_store(&ws[i].draining, true);
             log_event(LOG_INFO, "shutdown_started", NULL,
                       LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
-                      LOG_NUM("drain_seconds", ws[0].cfg->drain_s));
+                      LOG_NUM("drain_seconds", (*current)->drain_s));
         }
         uint64_t one = 1;
         for (int i = 0; i < n; i++)
@@ -410,7 +476,7 @@ static void render_breakers(void *ctx, struct metrics *m)
     }
 }
 
-int server_run(const struct config *cfg)
+int server_run(struct config *cfg)
 {
     int n = cfg->workers, rc = 1;
     struct listen_addr addr;
@@ -455,7 +521,9 @@ int server_run(const struct config *cfg)
             break;
     }
     if (started == n) {
-        wait_for_signals(ws, n, &stopped);
+        struct config *current = config_ref(cfg); /* the newest snapshot, for reloads */
+        wait_for_signals(ws, n, &stopped, &current);
+        config_unref(current);
         rc = 0;
     } else {
         fprintf(stderr,

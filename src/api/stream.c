@@ -96,6 +96,7 @@ static void unlink_stream(struct chat_stream *s)
 
 static void free_stream(struct chat_stream *s)
 {
+    config_unref(s->cfg);
     sse_parser_free(&s->sse);
     json_decref(s->root);
     buf_free(&s->body);
@@ -211,7 +212,7 @@ static void first_token(struct chat_stream *s)
     set_state(s, ST_STREAMING);
     metrics_first_token(s->w->m, (double)(clock_mono_us() - s->start_us) / 1e6);
     attempt_succeeded(s);
-    event_add(&s->timer, s->w->timeout_tv); /* from now on: the idle timeout */
+    event_add(&s->timer, s->timeout_tv); /* from now on: the idle timeout */
 }
 
 static void take_usage(struct chat_stream *s, const struct openai_chunk *c)
@@ -622,7 +623,8 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     s->cors_origin = mw_cors_origin(w->cfg, req);
     s->start_us = req->start_us;
     s->last_progress_us = clock_mono_us();
-    s->cfg = w->cfg;
+    s->cfg = config_ref(w->cfg);
+    s->timeout_tv = w->timeout_tv;
     s->key = key;
     s->mc = config_find_model(s->cfg, model);
     fill(s, arg);

@@ -74,12 +74,13 @@ struct chat_stream {
     const char *model;   /* the requested model */
     const char *message; /* a text the provider must not quote back (error summaries) */
     size_t message_len;
-    int max_tokens;              /* /chat */
-    const void *chat_history;    /* /chat: the "history" array inside root, or NULL */
-    bool client_usage;           /* /v1: the client asked for the usage chunk */
-    const struct config *cfg;    /* the configuration this request started with */
-    const struct model_conf *mc; /* the requested model's targets */
-    const struct key_conf *key;  /* the caller's client key, NULL without client auth */
+    int max_tokens;                   /* /chat */
+    const void *chat_history;         /* /chat: the "history" array inside root, or NULL */
+    bool client_usage;                /* /v1: the client asked for the usage chunk */
+    struct config *cfg;               /* the configuration this request started with (a ref) */
+    const struct timeval *timeout_tv; /* its TIMEOUT_SECONDS, as a common timeout */
+    const struct model_conf *mc;      /* the requested model's targets */
+    const struct key_conf *key;       /* the caller's client key, NULL without client auth */
     /* the attempt */
     struct router router;
     struct breaker *brs[STREAM_MAX_TARGETS];

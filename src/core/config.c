@@ -375,76 +375,77 @@ static int check_config_clash(struct config_ctx *c)
 const struct config_var config_vars[] = {
     { "OPENAI_API_KEY", CONFIG_STR, "", "(none)", 0, 0,
       "sent to the provider as \"Authorization: Bearer ...\"; local providers need none",
-      F(api_key), "openai_api_key_set", true, check_api_key },
+      F(api_key), "openai_api_key_set", true, check_api_key, false },
     { "OPENAI_BASE_URL", CONFIG_STR, "https://api.openai.com/v1", "", 0, 0,
       "any OpenAI-compatible API; /chat/completions is appended", F(base_url), "openai_base_url",
-      false, check_base_url },
+      false, check_base_url, false },
     { "OPENAI_MODEL", CONFIG_STR, "gpt-4o-mini", "", 0, 0,
       "the model used when a request names none; must be in ALLOWED_MODELS", F(model),
-      "openai_model", false, check_model },
+      "openai_model", false, check_model, false },
     { "ALLOWED_MODELS", CONFIG_LIST, "", "the value of OPENAI_MODEL", 0, 0,
       "comma-separated models a request may ask for", F(allowed_models), "allowed_models", false,
-      check_allowed_models },
+      check_allowed_models, false },
     { "MAX_TOKENS", CONFIG_INT, "1024", "", 1, 1000000,
       "the default and upper bound of a request's max_tokens", F(max_tokens), "max_tokens", false,
-      NULL },
+      NULL, false },
     { "TIMEOUT_SECONDS", CONFIG_SECONDS, "60", "", 0.001, 86400,
       "the longest wait for the provider's first token (then 504) and for its next one",
-      F(timeout_s), "timeout_seconds", false, NULL },
+      F(timeout_s), "timeout_seconds", false, NULL, true },
     { "LOG_LEVEL", CONFIG_LEVEL, "info", "", 0, 0, "debug, info, warning or error", F(log_level),
-      "log_level", false, NULL },
+      "log_level", false, NULL, true },
     { "HOST", CONFIG_STR, "127.0.0.1", "", 0, 0,
-      "the address to listen on (0.0.0.0 for every interface)", F(host), "host", false,
-      check_host },
+      "the address to listen on (0.0.0.0 for every interface)", F(host), "host", false, check_host,
+      true },
     { "PORT", CONFIG_INT, "8000", "", 0, 65535,
       "the port to listen on; 0 picks any free port, named in server_started", F(port), "port",
-      false, NULL },
+      false, NULL, true },
     { "CORS_ORIGINS", CONFIG_LIST, "", "(empty: no CORS headers)", 0, 0,
       "comma-separated browser origins allowed by CORS, or *", F(cors_origins), "cors_origins",
-      false, check_cors },
+      false, check_cors, false },
     { "WORKERS", CONFIG_INT, "", "online CPUs", 1, 256, "event-loop threads", F(workers), "workers",
-      false, check_workers },
+      false, check_workers, true },
     { "MAX_CONCURRENT_STREAMS", CONFIG_INT, "10000", "", 1, 1000000,
       "open streams beyond which new ones get 503 overloaded", F(max_streams),
-      "max_concurrent_streams", false, NULL },
+      "max_concurrent_streams", false, NULL, false },
     { "DRAIN_SECONDS", CONFIG_SECONDS, "30", "", 0, 3600,
-      "after SIGTERM, how long open streams may finish", F(drain_s), "drain_seconds", false, NULL },
+      "after SIGTERM, how long open streams may finish", F(drain_s), "drain_seconds", false, NULL,
+      false },
     { "CLIENT_API_KEYS", CONFIG_LIST, "", "(empty: no client auth)", 0, 0,
       "comma-separated client keys; when set, clients need \"Authorization: Bearer <key>\"",
-      F(client_keys), "client_api_key_count", true, check_client_keys },
+      F(client_keys), "client_api_key_count", true, check_client_keys, false },
     { "CLIENT_TIMEOUT_SECONDS", CONFIG_SECONDS, "30", "", 0.001, 3600,
       "the longest a client may take to send a request, idle on keep-alive, or leave its "
       "stream unread",
-      F(client_timeout_s), "client_timeout_seconds", false, NULL },
+      F(client_timeout_s), "client_timeout_seconds", false, NULL, true },
     { "MAX_REQUEST_BYTES", CONFIG_SIZE, "1048576", "", 1024, 67108864,
       "the largest request body on /chat and /v1/* (413 beyond)", F(max_request_bytes),
-      "max_request_bytes", false, NULL },
+      "max_request_bytes", false, NULL, false },
     { "SYSTEM_PROMPT", CONFIG_STR, "", "(empty)", 0, 0,
       "a system message put before every /chat conversation", F(system_prompt), "system_prompt_set",
-      true, check_system_prompt },
+      true, check_system_prompt, false },
     { "CHATD_CONFIG", CONFIG_STR, "", "(empty)", 0, 0,
       "path of a JSON file with providers, models and client keys (see chatd.example.json)",
-      F(config_path), "chatd_config", false, NULL },
+      F(config_path), "chatd_config", false, NULL, false },
     { "UPSTREAM_RETRIES", CONFIG_INT, "2", "", 0, 10,
       "retries of one target before the next is tried (before the first token only)",
-      F(upstream_retries), "upstream_retries", false, NULL },
+      F(upstream_retries), "upstream_retries", false, NULL, false },
     { "CONNECT_TIMEOUT_SECONDS", CONFIG_SECONDS, "5", "", 0.001, 600,
       "the longest wait for one provider connection (TCP and TLS)", F(connect_timeout_s),
-      "connect_timeout_seconds", false, NULL },
+      "connect_timeout_seconds", false, NULL, false },
     { "BREAKER_FAILURES", CONFIG_INT, "5", "", 1, 1000,
       "failures in a row that take a provider out of rotation", F(breaker_failures),
-      "breaker_failures", false, NULL },
+      "breaker_failures", false, NULL, false },
     { "BREAKER_COOLDOWN_SECONDS", CONFIG_SECONDS, "30", "", 0.001, 86400,
       "how long a provider stays out of rotation before one request probes it",
-      F(breaker_cooldown_s), "breaker_cooldown_seconds", false, NULL },
+      F(breaker_cooldown_s), "breaker_cooldown_seconds", false, NULL, false },
     { "REDIS_URL", CONFIG_STR, "", "(empty: limits kept in this process)", 0, 0,
       "redis://[:password@]host:port[/db] or unix:///path, to share client-key limits",
-      F(redis_url), "redis_url", false, NULL },
+      F(redis_url), "redis_url", false, NULL, false },
     { "RATE_LIMIT_FAIL_OPEN", CONFIG_BOOL, "true", "", 0, 0,
       "when Redis cannot answer within 50 ms: serve the request (true) or answer 503 (false)",
-      F(rate_limit_fail_open), "rate_limit_fail_open", false, NULL },
+      F(rate_limit_fail_open), "rate_limit_fail_open", false, NULL, false },
     { "UI_ENABLED", CONFIG_BOOL, "true", "", 0, 0, "serve the web chat page at /", F(ui_enabled),
-      "ui_enabled", false, NULL },
+      "ui_enabled", false, NULL, false },
 };
 
 const size_t config_n_vars = sizeof config_vars / sizeof config_vars[0];
@@ -469,116 +470,6 @@ int config_load(struct config *cfg, config_lookup lookup, void *lookup_ctx, char
     return rc;
 }
 
-/* ---- questions asked while serving ---------------------------------------------------- */
-
-bool config_model_allowed(const struct config *cfg, const char *model)
-{
-    for (size_t i = 0; i < cfg->allowed_models.n; i++)
-        if (strcmp(cfg->allowed_models.items[i], model) == 0)
-            return true;
-    return false;
-}
-
-bool config_origin_allowed(const struct config *cfg, const char *origin)
-{
-    if (cfg->cors_any)
-        return true;
-    for (size_t i = 0; i < cfg->cors_origins.n; i++)
-        if (strcmp(cfg->cors_origins.items[i], origin) == 0)
-            return true;
-    return false;
-}
-
-void config_public_url(const char *u, char *out, size_t outlen)
-{
-    const char *auth = strstr(u, "://");
-    auth = auth ? auth + 3 : u;
-    const char *slash = strchr(auth, '/');
-    const char *at = memchr(auth, '@', slash ? (size_t)(slash - auth) : strlen(auth));
-    if (at == NULL)
-        snprintf(out, outlen, "%s", u);
-    else
-        snprintf(out, outlen, "%.*sREDACTED%s", (int)(auth - u), u, at);
-}
-
-void config_public_base_url(const struct config *cfg, char *out, size_t outlen)
-{
-    config_public_url(cfg->base_url, out, outlen);
-}
-
-static void join(const struct str_list *l, char *out, size_t outlen)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < l->n && used < outlen; i++)
-        used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? "," : "", l->items[i]);
-}
-
-/* One server_started field for row v; text is the buffer a string value may use. */
-static struct log_field effective_field(const struct config *cfg, const struct config_var *v,
-                                        char *text, size_t textlen)
-{
-    const void *field = (const char *)cfg + v->offset;
-    const char *s = v->type == CONFIG_STR ? *(char *const *)field : NULL;
-    const struct str_list *l = field;
-    switch (v->type) {
-    case CONFIG_STR:
-        if (v->hidden)
-            return LOG_BOOL(v->log_key, s != NULL);
-        if (s == NULL)
-            return LOG_NULL(v->log_key);
-        if (strstr(v->log_key, "_url") != NULL) /* may hold user:password@ */
-            config_public_url(s, text, textlen);
-        else
-            snprintf(text, textlen, "%s", s);
-        return LOG_STR(v->log_key, text);
-    case CONFIG_LIST:
-        if (v->hidden)
-            return LOG_INT(v->log_key, l->n);
-        if (v->offset == offsetof(struct config, cors_origins) && cfg->cors_any)
-            snprintf(text, textlen, "*");
-        else
-            join(l, text, textlen);
-        return LOG_STR(v->log_key, text);
-    case CONFIG_INT: return LOG_INT(v->log_key, *(const int *)field);
-    case CONFIG_SIZE: return LOG_INT(v->log_key, *(const size_t *)field);
-    case CONFIG_SECONDS: return LOG_NUM(v->log_key, *(const double *)field);
-    case CONFIG_BOOL: return LOG_BOOL(v->log_key, *(const bool *)field);
-    default: return LOG_STR(v->log_key, log_level_name(*(const enum log_level *)field));
-    }
-}
-
-/* The providers' and the models' names, comma-separated. */
-static void routing_names(const struct config *cfg, char *providers, char *models, size_t len)
-{
-    size_t p = 0, m = 0;
-    providers[0] = models[0] = '\0';
-    for (size_t i = 0; i < cfg->n_providers && p < len; i++)
-        p += (size_t)snprintf(providers + p, len - p, "%s%s", i ? "," : "", cfg->providers[i].name);
-    for (size_t i = 0; i < cfg->n_models && m < len; i++)
-        m += (size_t)snprintf(models + m, len - m, "%s%s", i ? "," : "", cfg->models[i].name);
-}
-
-void config_log_effective(const struct config *cfg, const char *listen_addr)
-{
-    enum { MAXV = 32, TEXT = 1024 };
-    if (!log_enabled(LOG_INFO))
-        return;
-    char text[MAXV][TEXT];
-    struct log_field f[MAXV + 5];
-    size_t n = 0;
-    f[n++] = LOG_STR("listen", listen_addr);
-    for (size_t i = 0; i < config_n_vars && i < MAXV; i++)
-        f[n++] = effective_field(cfg, &config_vars[i], text[i], TEXT);
-    char providers[TEXT], models[TEXT];
-    routing_names(cfg, providers, models, TEXT);
-    f[n++] = LOG_STR("providers", providers);
-    f[n++] = LOG_STR("models", models);
-    f[n++] = LOG_STR("default_model", cfg->n_models ? cfg->models[cfg->default_model].name : "");
-    f[n++] = LOG_INT("client_keys", cfg->n_keys);
-    log_write(LOG_INFO, "server_started", NULL, f, n);
-}
-
 void config_free(struct config *cfg)
 {
     config_routing_free(cfg);
@@ -590,5 +481,6 @@ void config_free(struct config *cfg)
             config_list_free(field);
     }
     free(cfg->chat_url);
+    free(cfg->dotenv_path);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -7,6 +7,7 @@
 #ifndef CHATD_CONFIG_H
 #define CHATD_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -86,6 +87,11 @@ struct config {
     size_t default_model; /* index into models */
     struct key_conf *keys;
     size_t n_keys;
+
+    /* A snapshot from config_load_process: shared by every thread, read-only, freed
+     * by the last config_unref. 0 for a config filled by config_load. */
+    _Atomic long refs;
+    char *dotenv_path; /* the .env it was read with, for a reload */
 };
 
 /* ---- the table of variables ---------------------------------------------------------- */
@@ -113,6 +119,7 @@ struct config_var {
     const char *log_key;   /* its server_started field */
     bool hidden;           /* secret or private: logged only as set (bool) or count */
     int (*check)(struct config_ctx *c); /* extra validation after the value is read, or NULL */
+    bool fixed; /* read once at start: a reload keeps the old value (restart to change) */
 };
 
 /* Every variable, in the order of .env.example and the README. */
@@ -131,9 +138,22 @@ typedef const char *(*config_lookup)(const char *name, void *ctx);
  * Returns -ENOMEM when out of memory. */
 int config_load(struct config *cfg, config_lookup lookup, void *ctx, char *err, size_t errlen);
 
-/* config_load from the process environment, then dotenv_path when it exists (a
- * variable of the real environment wins). A malformed .env is an error too. */
-int config_load_process(struct config *cfg, const char *dotenv_path, char *err, size_t errlen);
+/* A new snapshot (reference count 1) from the process environment, then
+ * dotenv_path when it exists (a variable of the real environment wins), then
+ * CHATD_CONFIG. A malformed .env is an error too. On error *out is NULL and err
+ * holds the three-part message. Returns 0, -EINVAL or -ENOMEM. */
+int config_load_process(const char *dotenv_path, struct config **out, char *err, size_t errlen);
+
+/* Takes one more reference on a snapshot (any thread). Returns cfg. */
+struct config *config_ref(struct config *cfg);
+
+/* Drops a reference (any thread); the last one frees the snapshot. NULL is a no-op. */
+void config_unref(struct config *cfg);
+
+/* Copies the settings that cannot change while chatd runs (the table's fixed
+ * rows: HOST, PORT, WORKERS, …) from cur into next, writing the names of those
+ * whose value differed, comma-separated, into changed. Returns 0 or -ENOMEM. */
+int config_keep_fixed(struct config *next, const struct config *cur, char *changed, size_t len);
 
 /* Reads the CHATD_CONFIG JSON text[0..len) into cfg's providers, models and keys
  * (and the base_url, chat_url, api_key, model and allowed_models that older code
@@ -178,6 +198,10 @@ int config_sha256(const void *data, size_t len, unsigned char out[32]);
 
 /* Logs server_started's configuration fields (secrets never appear). */
 void config_log_effective(const struct config *cfg, const char *listen_addr);
+
+/* Logs config_reloaded: what the new snapshot routes, and the fixed settings
+ * (changed, from config_keep_fixed) that keep their old values until a restart. */
+void config_log_reloaded(const struct config *cfg, const char *changed);
 
 /* Frees everything cfg owns; safe on a zeroed or already freed config. */
 void config_free(struct config *cfg);

@@ -96,13 +96,29 @@ static int read_dotenv(const char *path, struct env_map *map, char *err, size_t 
     return rc;
 }
 
-int config_load_process(struct config *cfg, const char *dotenv_path, char *err, size_t errlen)
+int config_load_process(const char *dotenv_path, struct config **out, char *err, size_t errlen)
 {
     struct env_map map = { 0 };
-    memset(cfg, 0, sizeof *cfg);
+    struct config *cfg = calloc(1, sizeof *cfg);
+    *out = NULL;
+    if (cfg == NULL) {
+        snprintf(err, errlen, "Out of memory while reading the configuration.");
+        return -ENOMEM;
+    }
     int rc = read_dotenv(dotenv_path, &map, err, errlen);
     if (rc == 0)
         rc = config_load(cfg, env_then_map, &map, err, errlen);
     map_free(&map);
-    return rc;
+    if (rc == 0 && (cfg->dotenv_path = strdup(dotenv_path)) == NULL) {
+        snprintf(err, errlen, "Out of memory while reading the configuration.");
+        config_free(cfg);
+        rc = -ENOMEM;
+    }
+    if (rc != 0) {
+        free(cfg);
+        return rc;
+    }
+    atomic_store(&cfg->refs, 1);
+    *out = cfg;
+    return 0;
 }

@@ -48,7 +48,6 @@ struct provider {
     /* Provider URLs whose transfers ran over HTTP/2: new ones may wait to multiplex. */
     char *h2_urls[H2_MEMORY];
     size_t n_h2;
-    const struct config *cfg;
     CURLM *multi;
     struct event *timer;
     CURL *pool[POOL_MAX];
@@ -593,7 +592,6 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     if (p == NULL)
         return NULL;
     p->base = base;
-    p->cfg = cfg;
     p->multi = curl_multi_init();
     p->timer = evtimer_new(base, on_timeout, p);
     if (p->multi == NULL || p->timer == NULL || read_proxy_env(p) != 0) {

@@ -201,3 +201,150 @@ def test_help_lists_every_variable():
     for name in names:
         assert f"  {name} " in out, name
     assert "default: 1048576" in out and "hash-key" in out
+
+
+# -- SIGHUP: reload .env and CHATD_CONFIG ------------------------------------------------
+
+
+def reload(c, event="config_reloaded", n=1, timeout=10):
+    """Sends SIGHUP and waits for the n-th line of event."""
+    c.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = c.logs(event)
+        if len(got) >= n:
+            return got[n - 1]
+        time.sleep(0.02)
+    raise AssertionError(f"no {event} line #{n}: {c.stdout[-5:]}")
+
+
+def test_sighup_reloads_dotenv_for_new_requests(start_chatd, tmp_path, chat):
+    (tmp_path / ".env").write_text("ALLOWED_MODELS=gpt-4o-mini\n")
+    c = start_chatd(cwd=tmp_path)
+    assert chat(c, message="hello there before reload", model="gpt-4o").status == 400
+    (tmp_path / ".env").write_text("ALLOWED_MODELS=gpt-4o-mini,gpt-4o\nMAX_TOKENS=50\n")
+    rec = reload(c)
+    assert rec["level"] == "info" and rec["models"] == "gpt-4o-mini,gpt-4o"
+    assert rec["unchanged_until_restart"] == "" and rec["warning"] is None
+    for _ in range(4):  # every worker has taken it (WORKERS=2; connections land on either)
+        r = chat(c, message="hello there after reload", model="gpt-4o")
+        assert r.status == 200, r.raw
+        assert r.final["status"] == "completed"
+        assert chat(c, message="hello there after reload", max_tokens=51).status == 400
+
+
+def test_sighup_with_bad_dotenv_keeps_the_old_configuration(start_chatd, tmp_path, chat):
+    (tmp_path / ".env").write_text("ALLOWED_MODELS=gpt-4o-mini,gpt-4o\n")
+    c = start_chatd(cwd=tmp_path)
+    (tmp_path / ".env").write_text("ALLOWED_MODELS=gpt-4o-mini\nMAX_TOKENS=lots\n")
+    rec = reload(c, "config_reload_failed")
+    assert rec["level"] == "error"
+    assert rec["message"].startswith('MAX_TOKENS="lots" is not valid'), rec
+    assert three_parts(rec["message"]) and rec["detail"]
+    assert c.logs("config_reloaded") == []
+    for _ in range(4):
+        assert chat(c, message="hello there after a bad reload", model="gpt-4o").status == 200
+    (tmp_path / ".env").write_text("ALLOWED_MODELS=gpt-4o-mini\n")  # fixed: now it applies
+    reload(c)
+    for _ in range(4):
+        assert chat(c, message="hello there after a good reload", model="gpt-4o").status == 400
+
+
+def test_sighup_reloads_the_config_file(start_chatd, provider, tmp_path, chat):
+    path = write_config(tmp_path, config_doc(provider.base_url))
+    c = start_chatd(file_env(path))
+    doc = config_doc(provider.base_url)
+    doc["models"][0]["name"] = "quick"
+    doc["default_model"] = "quick"
+    doc["keys"] = [{"name": "new-key", "sha256": sha("reloaded-key-123456")}]
+    write_config(tmp_path, doc)
+    rec = reload(c)
+    assert rec["models"] == "quick,local" and rec["client_keys"] == 1
+    auth = {"Authorization": "Bearer reloaded-key-123456"}
+    for _ in range(4):
+        assert httpx.post(c.url + "/chat", json={"message": "hello there no key"}).status_code == 401
+        assert chat(c, message="hello there reloaded", model="quick", headers=auth).status == 200
+        assert chat(c, message="hello there reloaded", model="fast", headers=auth).status == 400
+
+
+BAD_RELOADS = [
+    ('{"providers": [', "(file): line 1"),
+    ({"providers": [P], "models": [M, {"name": "n", "targets": [{"provider": "b"}]}]}, "models[1].targets[0].provider"),
+    ({"providers": [P], "models": [M], "keys": [{"name": "k", "sha256": "abc"}]}, "keys[0].sha256"),
+]
+
+
+@pytest.mark.parametrize("doc,names", BAD_RELOADS)
+def test_sighup_with_bad_config_file_keeps_the_old_one(start_chatd, provider, tmp_path, chat, doc, names):
+    path = write_config(tmp_path, config_doc(provider.base_url))
+    c = start_chatd(file_env(path))
+    write_config(tmp_path, doc)
+    rec = reload(c, "config_reload_failed")
+    assert rec["level"] == "error"
+    assert rec["message"].startswith(f"CHATD_CONFIG {path}, {names}"), rec
+    assert three_parts(rec["message"])
+    for _ in range(4):
+        assert chat(c, message="hello there old config", model="fast").status == 200
+
+
+def test_settings_read_at_start_keep_their_values_with_a_warning(start_chatd, tmp_path):
+    (tmp_path / ".env").write_text("CLIENT_TIMEOUT_SECONDS=30\n")
+    c = start_chatd({"WORKERS": None}, cwd=tmp_path)
+    workers = c.logs("server_started")[0]["workers"]
+    (tmp_path / ".env").write_text(f"CLIENT_TIMEOUT_SECONDS=20\nWORKERS={workers + 1}\n")
+    rec = reload(c)
+    assert rec["level"] == "warning"
+    assert rec["unchanged_until_restart"] == "WORKERS,CLIENT_TIMEOUT_SECONDS"
+    assert "restart" in rec["warning"]
+    assert httpx.get(c.url + "/health").status_code == 200
+
+
+def test_open_stream_finishes_across_reloads(start_chatd, provider, tmp_path, chat):
+    from fakeprovider import Stream
+
+    (tmp_path / ".env").write_text("ALLOWED_MODELS=gpt-4o-mini\n")
+    provider.then(Stream(tokens=["a", "b", "c", "d", "e", "f"], delay=0.25))
+    c = start_chatd(cwd=tmp_path)
+    import threading
+
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", chat(c, message="hello there long stream")))
+    t.start()
+    assert provider.wait_requests(1)
+    for i in range(3):  # the stream's snapshot is replaced three times under it
+        (tmp_path / ".env").write_text(f"ALLOWED_MODELS=gpt-4o-mini,m{i}\n")
+        reload(c, n=i + 1)
+    t.join(30)
+    r = result["r"]
+    assert r.status == 200 and r.final["status"] == "completed"
+    assert r.content == "abcdef"
+    assert chat(c, message="hello there", model="m2").status == 200
+
+
+def sighup_blocked(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)) != 0
+    return False
+
+
+def test_sighup_during_start_is_not_fatal(provider, tmp_path):
+    c = Chatd({"OPENAI_BASE_URL": provider.base_url}, cwd=str(tmp_path))
+    c.start(wait=False)
+    try:
+        deadline = time.monotonic() + 10
+        while not sighup_blocked(c.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert sighup_blocked(c.proc.pid)
+        c.send_signal(signal.SIGHUP)  # most likely before server_started
+        c.send_signal(signal.SIGHUP)
+        assert c.wait_log("server_started", timeout=15) is not None, c.stderr
+        c.port = int(c.logs("server_started")[0]["listen"].rsplit(":", 1)[1])
+        assert httpx.get(c.url + "/health").status_code == 200
+        assert c.proc.poll() is None
+        # A SIGHUP that arrived before the signal wait stays pending until then.
+        assert c.wait_log("config_reloaded", timeout=10) is not None
+        reload(c, n=len(c.logs("config_reloaded")) + 1)  # and one more once it runs
+    finally:
+        c.stop()

@@ -403,40 +403,42 @@ static void test_process_env_wins_over_dotenv(void **state)
                                     "LOG_LEVEL=\"error\" # quiet\n");
     setenv("PORT", "9100", 1);
     setenv("OPENAI_API_KEY", "sk-env", 1);
-    struct config cfg;
+    struct config *cfg;
     char err[1024] = "";
-    int rc = config_load_process(&cfg, path, err, sizeof err);
+    int rc = config_load_process(path, &cfg, err, sizeof err);
     unlink(path);
     if (rc != 0)
         fail_msg("rc %d: %s", rc, err);
-    assert_string_equal(cfg.model, "from-dotenv");
-    assert_string_equal(cfg.allowed_models.items[0], "from-dotenv");
-    assert_int_equal(cfg.max_tokens, 200);
-    assert_int_equal(cfg.port, 9100);
-    assert_int_equal(cfg.log_level, LOG_ERROR);
-    assert_string_equal(cfg.api_key, "sk-env");
-    config_free(&cfg);
+    assert_string_equal(cfg->model, "from-dotenv");
+    assert_string_equal(cfg->allowed_models.items[0], "from-dotenv");
+    assert_int_equal(cfg->max_tokens, 200);
+    assert_int_equal(cfg->port, 9100);
+    assert_int_equal(cfg->log_level, LOG_ERROR);
+    assert_string_equal(cfg->api_key, "sk-env");
+    assert_string_equal(cfg->dotenv_path, path);
+    config_unref(cfg);
 }
 
 static void test_process_without_dotenv(void **state)
 {
     (void)state;
     setenv("MAX_TOKENS", "77", 1);
-    struct config cfg;
+    struct config *cfg;
     char err[1024] = "";
-    assert_int_equal(config_load_process(&cfg, "/nonexistent/chatd/.env", err, sizeof err), 0);
-    assert_int_equal(cfg.max_tokens, 77);
-    assert_string_equal(cfg.model, "gpt-4o-mini");
-    config_free(&cfg);
+    assert_int_equal(config_load_process("/nonexistent/chatd/.env", &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg->max_tokens, 77);
+    assert_string_equal(cfg->model, "gpt-4o-mini");
+    config_unref(cfg);
 }
 
 static void test_process_bad_dotenv_line(void **state)
 {
     (void)state;
     const char *path = write_dotenv("A=1\nB=2\nthis is not an assignment\n");
-    struct config cfg;
+    struct config *cfg;
     char err[1024] = "";
-    assert_int_equal(config_load_process(&cfg, path, err, sizeof err), -EINVAL);
+    assert_int_equal(config_load_process(path, &cfg, err, sizeof err), -EINVAL);
+    assert_null(cfg);
     char want[128];
     snprintf(want, sizeof want, "%s line 3 is not valid", path);
     assert_non_null(strstr(err, want));
@@ -448,9 +450,10 @@ static void test_process_bad_value_in_dotenv(void **state)
 {
     (void)state;
     const char *path = write_dotenv("PORT=eighty\n");
-    struct config cfg;
+    struct config *cfg;
     char err[1024] = "";
-    assert_int_equal(config_load_process(&cfg, path, err, sizeof err), -EINVAL);
+    assert_int_equal(config_load_process(path, &cfg, err, sizeof err), -EINVAL);
+    assert_null(cfg);
     assert_non_null(strstr(err, "PORT=\"eighty\" is not valid"));
     unlink(path);
 }
@@ -553,6 +556,38 @@ static void test_log_effective_hides_secrets(void **state)
     config_free(&cfg);
 }
 
+/* Snapshots: counted references, the last one frees (ASan finds a leak or a
+ * double free); a reload keeps the settings that cannot change at runtime. */
+static void test_snapshot_refs_and_fixed_settings(void **state)
+{
+    (void)state;
+    setenv("PORT", "9000", 1);
+    setenv("ALLOWED_MODELS", "gpt-4o-mini,a", 1);
+    struct config *cur, *next;
+    char err[1024] = "", changed[256];
+    assert_int_equal(config_load_process("/nonexistent/.env", &cur, err, sizeof err), 0);
+    assert_ptr_equal(config_ref(cur), cur);
+    assert_int_equal(atomic_load(&cur->refs), 2);
+    config_unref(cur);
+    setenv("PORT", "9001", 1);
+    setenv("HOST", "0.0.0.0", 1);
+    setenv("ALLOWED_MODELS", "gpt-4o-mini,b", 1);
+    setenv("MAX_TOKENS", "5", 1);
+    assert_int_equal(config_load_process("/nonexistent/.env", &next, err, sizeof err), 0);
+    assert_int_equal(config_keep_fixed(next, cur, changed, sizeof changed), 0);
+    assert_string_equal(changed, "HOST,PORT");
+    assert_int_equal(next->port, 9000);
+    assert_string_equal(next->host, "127.0.0.1");
+    assert_int_equal(next->workers, cur->workers);
+    assert_int_equal(next->max_tokens, 5); /* the others take effect */
+    assert_string_equal(next->allowed_models.items[1], "b");
+    assert_int_equal(config_keep_fixed(next, cur, changed, sizeof changed), 0);
+    assert_string_equal(changed, ""); /* nothing differs any more */
+    config_unref(cur);
+    config_unref(next);
+    config_unref(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +607,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_without_dotenv, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_process_bad_dotenv_line, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_process_bad_value_in_dotenv, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_snapshot_refs_and_fixed_settings, clear_env,
+                                        clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
