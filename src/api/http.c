@@ -315,6 +315,8 @@ static int start_request(struct http_conn *c)
     if ((c->req = calloc(1, sizeof *c->req)) == NULL)
         return -ENOMEM;
     c->req->start_us = c->srv->mono_us();
+    c->head = false; /* until on_headers_complete knows the method and version */
+    c->http10 = false;
     http_lex_reset(&c->lex);
     set_state(c, CS_READING);
     arm_timer(c, c->srv->client_tv);

@@ -152,6 +152,8 @@ static int on_headers_complete(http_parser *p)
     /* content_length is ULLONG_MAX, not 0, when the header is absent */
     r->content_length = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
     r->has_body = (p->flags & F_CHUNKED) || r->content_length > 0;
+    c->head = r->method == HTTP_HEAD; /* for an answer before the request is whole */
+    c->http10 = r->http_minor == 0;
     if (r->path == NULL && on_url(p, "", 0) != 0)
         return -1;
     bool send_continue;
