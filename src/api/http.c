@@ -33,6 +33,7 @@
 
 static void conn_free(struct http_conn *c);
 static void process_input(struct http_conn *c);
+static ssize_t parse_from(struct http_conn *c, const char *data, size_t len);
 
 /* The only way c->state changes; a transition not in the life above is a bug. */
 static void set_state(struct http_conn *c, enum conn_state to)
@@ -240,6 +241,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 void http_conn_feed(struct http_conn *c, const char *data, size_t len)
 {
+    if (evbuffer_get_length(c->in) == 0 && (c->state == CS_IDLE || c->state == CS_READING)) {
+        /* Nothing waits before these bytes: parse them in place, keep the rest. */
+        assert(!c->processing);
+        c->processing = true;
+        ssize_t used = parse_from(c, data, len);
+        if (used < 0)
+            return;
+        c->processing = false;
+        data += used;
+        len -= (size_t)used;
+        if (len == 0)
+            return;
+    }
+    if (c->state == CS_LINGER && evbuffer_get_length(c->in) == 0) {
+        c->lingered += len; /* read and dropped, as on_read would */
+        if (c->lingered > LINGER_BYTES)
+            conn_free(c);
+        return;
+    }
     evbuffer_add(c->in, data, len);
     conn_input(c, len);
 }
@@ -323,15 +343,12 @@ static int start_request(struct http_conn *c)
     return 0;
 }
 
-/* Hands the parser what the lexer passed of the first contiguous input piece. */
-static void parse_some(struct http_conn *c)
+/* Hands the parser what the lexer passes of data; returns the bytes it took. */
+static size_t parse_some(struct http_conn *c, const char *data, size_t len)
 {
-    struct evbuffer_iovec v;
-    evbuffer_peek(c->in, -1, NULL, &v, 1);
     bool bad;
-    size_t n = http_lex_scan(&c->lex, v.iov_base, v.iov_len, &bad);
-    size_t done = n > 0 ? http_parser_execute(&c->parser, &c->srv->settings, v.iov_base, n) : 0;
-    evbuffer_drain(c->in, done);
+    size_t n = http_lex_scan(&c->lex, data, len, &bad);
+    size_t done = n > 0 ? http_parser_execute(&c->parser, &c->srv->settings, data, n) : 0;
     enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
     if (err == HPE_PAUSED) {
         http_parser_pause(&c->parser, 0);
@@ -341,6 +358,24 @@ static void parse_some(struct http_conn *c)
     } else if (bad || done < n) {
         protocol_error(c, 400); /* a byte against RFC 9112, or parser and lexer disagree */
     }
+    return done;
+}
+
+/* Reads requests from data while one may be read (c->processing set). Returns
+ * the bytes used, or -1 when the connection was freed. */
+static ssize_t parse_from(struct http_conn *c, const char *data, size_t len)
+{
+    size_t used = 0;
+    while ((c->state == CS_IDLE || c->state == CS_READING) && used < len) {
+        if (c->state == CS_IDLE && start_request(c) != 0) {
+            conn_free(c);
+            return -1;
+        }
+        used += parse_some(c, data + used, len - used);
+        if (c->state == CS_HANDLING && c->response_done && evbuffer_get_length(c->out) == 0)
+            finish_response(c);
+    }
+    return (ssize_t)used;
 }
 
 static void process_input(struct http_conn *c)
@@ -348,13 +383,12 @@ static void process_input(struct http_conn *c)
     assert(!c->processing);
     c->processing = true;
     while ((c->state == CS_IDLE || c->state == CS_READING) && evbuffer_get_length(c->in) > 0) {
-        if (c->state == CS_IDLE && start_request(c) != 0) {
-            conn_free(c);
+        struct evbuffer_iovec v;
+        evbuffer_peek(c->in, -1, NULL, &v, 1);
+        ssize_t used = parse_from(c, v.iov_base, v.iov_len);
+        if (used < 0)
             return;
-        }
-        parse_some(c);
-        if (c->state == CS_HANDLING && c->response_done && evbuffer_get_length(c->out) == 0)
-            finish_response(c);
+        evbuffer_drain(c->in, (size_t)used);
     }
     c->processing = false;
 }
