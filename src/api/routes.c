@@ -215,7 +215,10 @@ static void on_protocol_error(struct http_conn *c, struct http_request *req, int
     case 408: code = ERR_REQUEST_TIMEOUT; break;
     case 413: code = ERR_PAYLOAD_TOO_LARGE; break;
     case 414: code = ERR_URI_TOO_LONG; break;
+    case 417: code = ERR_EXPECTATION_FAILED; break;
     case 431: code = ERR_HEADERS_TOO_LARGE; break;
+    case 501: code = ERR_NOT_IMPLEMENTED; break;
+    case 505: code = ERR_VERSION_UNSUPPORTED; break;
     default: code = ERR_BAD_REQUEST;
     }
     const struct route *r = find_route(req);

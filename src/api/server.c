@@ -327,7 +327,8 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct metr
         return -1;
     struct timeval tv = clock_timeval(cfg->timeout_s);
     w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
-    w->http = http_server_new(w->base, &routes_handlers, w, cfg->client_timeout_s);
+    w->http = http_server_new(w->base, &routes_handlers, w, cfg->client_timeout_s,
+                              cfg->max_request_bytes);
     w->provider = provider_new(w->base, cfg);
     w->accept_ev = event_new(w->base, listen_fd, EV_READ | EV_PERSIST, on_accept, w);
     w->resume_ev = evtimer_new(w->base, on_resume, w);

@@ -21,6 +21,9 @@ enum error_code {
     ERR_URI_TOO_LONG,
     ERR_UNSUPPORTED_MEDIA_TYPE,
     ERR_HEADERS_TOO_LARGE,
+    ERR_EXPECTATION_FAILED,  /* 417: an Expect other than 100-continue */
+    ERR_NOT_IMPLEMENTED,     /* 501: a transfer coding chatd does not decode, CONNECT */
+    ERR_VERSION_UNSUPPORTED, /* 505: not HTTP/1.x */
     ERR_OVERLOADED,
     ERR_SHUTTING_DOWN,
     ERR_TIMEOUT,            /* 504: no first token in TIMEOUT_SECONDS */
