@@ -219,7 +219,8 @@ def test_every_other_field_and_message_reaches_the_provider_unchanged(start_chat
     else:
         assert "stream_options" not in got  # providers refuse stream_options without stream
     assert "max_tokens" not in got and "max_completion_tokens" not in got  # none added
-    expected = {k: v for k, v in sent.items() if k != "model"}
+    assert bool(got.pop("stream", False)) is stream
+    expected = {k: v for k, v in sent.items() if k not in ("model", "stream")}
     assert got == expected
 
 
