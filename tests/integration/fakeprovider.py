@@ -312,7 +312,9 @@ class FakeProvider:
                 self._cond.notify_all()
             raise ConnectionResetError("chatd closed the connection")
         except ConnectionResetError:
-            if task.done() and not lost.done():
+            # The answer failed to write because chatd had closed the connection; the
+            # loss may have been seen in the same loop turn (then it is counted here too).
+            if task.done():
                 with self._cond:
                     self.disconnects.append(time.monotonic())
                     self._cond.notify_all()
