@@ -5,6 +5,7 @@ the fake provider sends hand-written bytes and records what it received, and
 every assertion compares against those bytes or the contract's rules.
 """
 
+import hashlib
 import json
 import time
 
@@ -591,6 +592,50 @@ def test_slow_non_streamed_answer_within_timeout_is_fine(start_chatd, provider):
     assert r.status == 200 and r.raw.rstrip(b"\n") == COMPLETION_BYTES.rstrip(b"\n")
 
 
+def test_non_streamed_answer_that_stalls_midway_is_504(start_chatd, provider):
+    c = start_chatd({"TIMEOUT_SECONDS": "0.5"})
+    provider.always(Raw([COMPLETION_BYTES[:40]], content_type="application/json", hang=True))
+    r = post(c)
+    assert_openai_error(r, 504, code="timeout")
+    assert provider.wait_disconnects(1, timeout=3)
+
+
+# -- client keys from CHATD_CONFIG: 403 and the models a key may use -------------------------
+
+LIMITED_KEY = "v1-limited-key-0001"
+
+
+def limited_config(tmp_path, provider):
+    cfg = tmp_path / "keys.json"
+    cfg.write_text(json.dumps({
+        "providers": [{"name": "fake", "base_url": provider.base_url, "api_key_env": "OPENAI_API_KEY"}],
+        "models": [{"name": "gpt-4o-mini", "targets": [{"provider": "fake", "model": "gpt-4o-mini"}]},
+                   {"name": "big-model", "targets": [{"provider": "fake", "model": "big-model"}]}],
+        "default_model": "gpt-4o-mini",
+        "keys": [{"name": "limited", "sha256": hashlib.sha256(LIMITED_KEY.encode()).hexdigest(),
+                  "models": ["gpt-4o-mini"]}]}))
+    return {"CHATD_CONFIG": str(cfg), "OPENAI_BASE_URL": None}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_model_not_allowed_for_the_key_is_403(start_chatd, provider, tmp_path, stream):
+    c = start_chatd(limited_config(tmp_path, provider))
+    h = {"Authorization": f"Bearer {LIMITED_KEY}"}
+    r = post(c, headers=h, model="big-model", stream=stream)
+    assert_openai_error(r, 403, code="forbidden", type_="permission_error")
+    assert provider.requests == []
+    provider.then(Stream(tokens=["ok"]) if stream else Status(200, completion()))
+    assert post(c, headers=h, model="gpt-4o-mini", stream=stream).status == 200
+
+
+def test_models_lists_only_what_the_key_may_use(start_chatd, provider, tmp_path):
+    c = start_chatd(limited_config(tmp_path, provider))
+    r = get(c, "/v1/models", headers={"Authorization": f"Bearer {LIMITED_KEY}"})
+    assert r.status == 200
+    assert r.json() == {"object": "list", "data": [
+        {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}]}
+
+
 # -- correlation ids -----------------------------------------------------------------------
 
 def test_request_id_equals_correlation_id_everywhere(start_chatd, provider):
@@ -599,7 +644,7 @@ def test_request_id_equals_correlation_id_everywhere(start_chatd, provider):
     provider.then(Stream(tokens=["a"]), Status(200, completion()))
     for r in (post(c, headers=ok, stream=True), post(c, headers=ok), post(c, headers=ok, n=3),
               post(c, stream=True), get(c, "/v1/models", headers=ok), get(c, "/v1/models"),
-              get(c, "/v1/nope", headers=ok)):
+              get(c, "/v1/nope", headers=ok), get(c, "/health"), get(c, "/ready")):
         check_ids(r)
 
 
