@@ -14,6 +14,11 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+# node and npm run the SDK client tests (tests/clients). A node that is already there
+# (e.g. a newer one from NodeSource, which brings its own npm) is kept as it is.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 
 SUDO=""
