@@ -63,7 +63,7 @@ def remember(body):
 
 def post(c, body, path="/chat", headers=None, timeout=30):
     remember(body)
-    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, (dict, list)) else body
     h = {"Content-Type": "application/json", **(headers or {})}
     with httpx.Client(timeout=timeout) as client:
         with client.stream("POST", c.url + path, headers=h, content=data) as r:
