@@ -16,6 +16,7 @@ const char *http_reason(int status)
     case 100: return "Continue";
     case 200: return "OK";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -109,7 +110,7 @@ void http_respond(struct http_conn *c, int status, const struct http_header *h, 
     snprintf(length, sizeof length, "%zu", len);
     c->chunked = false;
     write_head(c, status, h, nh, length);
-    if (!c->head && len > 0)
+    if (!c->head && status != 304 && len > 0) /* a 304's length is that of the 200 */
         evbuffer_add(c->out, body, len);
     response_complete(c);
 }
