@@ -276,7 +276,7 @@
             current = null;
             setBusy(false);
             follow(true);
-            prompt.focus();
+            (keyForm.hidden ? prompt : keyInput).focus();
         });
     }
 
