@@ -76,7 +76,7 @@ run: deps all
 
 # A newcomer's first look: the bench's fake provider "typing" canned answers, chatd
 # pointed at it, the page at http://127.0.0.1:$${PORT:-8000}/. Ctrl-C stops both.
-demo: all
+demo:
 	scripts/demo.sh
 
 # The page's SSE reader, in node (no packages).
