@@ -120,6 +120,11 @@
         box.textContent = '';
         parts.forEach(function (part, i) {
             if (i % 2 === 0) {
+                /* the block's own margins stand for the blank lines around it */
+                if (i > 0)
+                    part = part.replace(/^\n/, '');
+                if (i < parts.length - 1)
+                    part = part.replace(/\n+$/, '');
                 if (part)
                     box.appendChild(document.createTextNode(part));
                 return;

@@ -258,15 +258,11 @@ def test_tokens_appear_incrementally(chatd, provider, page, tmp_path):
     p.type_and_enter("Stream thirty words slowly please")
     p.wait(lambda: p.assistant_count() == 1, "the answer turn")
     seen = []
-    shot = False
     deadline = time.monotonic() + WAIT
     while p.last_state() == "streaming" and time.monotonic() < deadline:
         text = p.last_answer_text()
         if text and (not seen or seen[-1] != text):
             seen.append(text)
-        if not shot and len(seen) >= 8:
-            take_screenshot(p, tmp_path)
-            shot = True
         time.sleep(0.03)
     turn = p.wait_ended(1)
     full = "".join(tokens)
@@ -277,17 +273,44 @@ def test_tokens_appear_incrementally(chatd, provider, page, tmp_path):
     stats = turn.find_element(By.CSS_SELECTOR, ".stats").text
     assert "first token" in stats and "30 tokens" in stats and re.search(r"\d+\.\d+ s$|\d+\.\d+ s ·", stats), stats
     assert p.el("#send").is_enabled() and not p.el("#stop").is_enabled()
-    assert shot
 
 
-def take_screenshot(p, tmp_path):
-    """The page mid-conversation; docs/screenshot.png when CHATD_UPDATE_SCREENSHOT=1."""
+def words(text):
+    return [w + " " for w in text.split(" ")]
+
+
+def test_screenshot_mid_conversation(start_chatd, provider, page, tmp_path):
+    """The README's picture: two answers done, the third being written. Written to
+    docs/screenshot.png when CHATD_UPDATE_SCREENSHOT=1, else only checked."""
+    c = start_chatd({"OPENAI_MODEL": "gpt-4o-mini", "ALLOWED_MODELS": "gpt-4o-mini,gpt-4o"})
+    provider.then(
+        Stream(tokens=words("chatd is a small streaming gateway: it sends your message to an "
+                            "OpenAI-compatible provider and relays the answer token by token "
+                            "as Server-Sent Events."), delay=0.01, usage=(14, 24)),
+        Stream(tokens=["Here you are:\n\n```c\n", "#include <stdio.h>\n\n", "int main(void)\n{\n",
+                       "    puts(\"hello, chatd\");\n", "    return 0;\n}\n", "```\n"], delay=0.01,
+               usage=(52, 31)),
+        Stream(tokens=words("Press Stop while the answer is being written: the page aborts its "
+                            "request and chatd closes the provider connection at once, so the "
+                            "model stops generating and billing."), delay=0.25))
+    p = page(c)
+    p.d.set_window_size(900, 1000)
+    p.type_and_enter("What does chatd do, in one sentence?")
+    p.wait_ended(1)
+    p.type_and_enter("Show me a tiny C program.")
+    p.wait_ended(2)
+    p.type_and_enter("How do I stop an answer?")
+    p.wait(lambda: len((p.last_answer_text() or "").split()) >= 9, "the third answer to be half written")
     out = tmp_path / "screenshot.png"
     assert p.d.save_screenshot(str(out))
     data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+    assert p.last_state() == "streaming"
     if os.environ.get("CHATD_UPDATE_SCREENSHOT") == "1":
+        os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
         shutil.copy(out, os.path.join(ROOT, "docs", "screenshot.png"))
+    p.el("#stop").click()
+    p.wait_ended(3, states=("stopped",))
 
 
 def test_stop_cancels_the_provider_within_a_second(chatd, provider, page):
@@ -366,7 +389,7 @@ def test_html_in_an_answer_is_text_and_never_runs(chatd, provider, page):
     turn = p.wait_ended(1)
     box = turn.find_element(By.CSS_SELECTOR, ".text")
     before, fenced, after = "".join(tokens).split("```")
-    assert box.get_attribute("textContent") == before + "<i>code</i>" + after
+    assert box.get_attribute("textContent") == before.rstrip("\n") + "<i>code</i>" + after[1:]
     assert "<script>window.__pwned = 1</script>" in box.get_attribute("textContent")
     assert '<img src="/x.png"' in box.get_attribute("textContent")
     for tag in ("b", "script", "img", "a", "i"):
