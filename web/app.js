@@ -4,7 +4,8 @@
     'use strict';
 
     var KEY_STORE = 'chatd.clientKey';
-    var MAX_HISTORY = 100; /* the contract's limit on history items */
+    var MAX_HISTORY = 100; /* the contract's limits on history: items, */
+    var MAX_CONTENT = 32000; /* and code points per item */
 
     var $ = function (id) { return document.getElementById(id); };
     var transcript = $('transcript');
@@ -18,6 +19,7 @@
 
     var history = []; /* {role, content} of finished turns, oldest first */
     var current = null; /* the request in flight: {ctrl, turn} */
+    var conversation = 0; /* bumped by "New chat": late answers of the old one are not kept */
 
     function storedKey() {
         try { return sessionStorage.getItem(KEY_STORE) || ''; } catch (e) { return ''; }
@@ -151,10 +153,18 @@
         keyInput.focus();
     }
 
+    function clip(text) {
+        if (text.length <= MAX_CONTENT)
+            return text;
+        var cps = Array.from(text);
+        return cps.length <= MAX_CONTENT ? text : cps.slice(0, MAX_CONTENT).join('');
+    }
+
     function remember(user, assistant) {
         if (!assistant)
             return;
-        history.push({ role: 'user', content: user }, { role: 'assistant', content: assistant });
+        history.push({ role: 'user', content: clip(user) },
+                     { role: 'assistant', content: clip(assistant) });
         while (history.length > MAX_HISTORY)
             history.splice(0, 2);
     }
@@ -188,6 +198,7 @@
         var ctrl = new AbortController();
         current = { ctrl: ctrl, turn: turn };
         setBusy(true);
+        var mine = conversation;
 
         var t0 = performance.now();
         var stats = { ttft: null, tokens: null, duration: 0, model: null };
@@ -222,7 +233,7 @@
                 stats.model = final.model || null;
             }
             finishTurn(turn, state, stats);
-            if (state === 'done' || state === 'stopped')
+            if ((state === 'done' || state === 'stopped') && mine === conversation)
                 remember(text, answer);
         }
 
@@ -334,6 +345,7 @@
     stopBtn.addEventListener('click', stop);
     $('new-chat').addEventListener('click', function () {
         stop();
+        conversation++;
         history = [];
         transcript.textContent = '';
         prompt.focus();

@@ -133,6 +133,17 @@ class Page:
     def console_errors(self):
         return [e for e in self.d.get_log("browser") if e.get("level") == "SEVERE"]
 
+    def chat_bodies(self):
+        """The bodies of the page's POST /chat requests, from the DevTools log."""
+        out = []
+        for entry in self.d.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg.get("method") == "Network.requestWillBeSent":
+                req = msg["params"]["request"]
+                if req["url"].endswith("/chat") and req["method"] == "POST":
+                    out.append(req.get("postData"))
+        return out
+
     def requested_urls(self):
         urls = []
         for entry in self.d.get_log("performance"):
@@ -340,6 +351,13 @@ def test_multi_turn_history_reaches_the_provider(chatd, provider, page):
     p.wait_ended(2)
     p.type_and_enter("Are you sure?")
     p.wait_ended(3)
+    sent = [json.loads(b) for b in p.chat_bodies()]
+    assert sent[2] == {"message": "Are you sure?", "history": [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And its second city?"},
+        {"role": "assistant", "content": "Lyon."},
+    ]}, "the page sends the conversation as history"
     assert provider.wait_requests(3)
     msgs = [(m["role"], m["content"]) for m in provider.requests[2].json["messages"] if m["role"] != "system"]
     assert msgs == [
@@ -350,6 +368,15 @@ def test_multi_turn_history_reaches_the_provider(chatd, provider, page):
         ("user", "Are you sure?"),
     ]
     assert [t.get_attribute("data-role") for t in p.turns()] == ["user", "assistant"] * 3
+    # "New chat" starts over: no history is sent.
+    p.el("#new-chat").click()
+    assert p.turns() == []
+    provider.then(Stream(tokens=["Fresh", "."]))
+    p.type_and_enter("A new conversation")
+    p.wait_ended(1)
+    assert provider.wait_requests(4)
+    assert [(m["role"], m["content"]) for m in provider.requests[3].json["messages"] if m["role"] != "system"] == \
+        [("user", "A new conversation")]
 
 
 def test_provider_error_shows_detail_and_correlation_id(chatd, provider, page):
