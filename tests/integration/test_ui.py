@@ -59,6 +59,7 @@ def browser():
     driver = webdriver.Chrome(service=service, options=opts)
     driver.set_page_load_timeout(WAIT)
     driver.set_script_timeout(WAIT)
+    driver.get("about:blank")
     try:
         yield driver
     finally:
@@ -145,11 +146,15 @@ class Page:
         return out
 
     def requested_urls(self):
+        """Every URL a document of this chatd asked for (the browser's own
+        pages, such as its new-tab page, are not the chat page's doing)."""
         urls = []
         for entry in self.d.get_log("performance"):
             msg = json.loads(entry["message"])["message"]
             if msg.get("method") == "Network.requestWillBeSent":
-                urls.append(msg["params"]["request"]["url"])
+                params = msg["params"]
+                if params.get("documentURL", "").startswith(self.chatd.url + "/"):
+                    urls.append(params["request"]["url"])
         return urls
 
 
@@ -448,32 +453,40 @@ def test_model_picker(start_chatd, provider, page):
 
 def test_key_prompt_on_401_kept_in_session_storage(start_chatd, provider, page):
     key = "k-ui-test-5e1f0a"
-    c = start_chatd({"CLIENT_API_KEYS": key})
+    c = start_chatd({"CLIENT_API_KEYS": key, "ALLOWED_MODELS": "gpt-4o-mini,gpt-4o", "OPENAI_MODEL": "gpt-4o-mini"})
     provider.then(Stream(tokens=["Welcome"]), Stream(tokens=["Again"]))
     p = page(c)
     key_input = p.el("#api-key")
-    if not key_input.is_displayed():  # /v1/models said 401 already, or the first /chat will
-        p.type_and_enter("Hello with no key yet")
-        p.wait(lambda: p.turns("error"), "the 401 error")
-        assert "unauthorized" in p.turns("error")[0].text
+    # GET /v1/models answers 401 at load: the page asks for the key at once.
     p.wait(lambda: key_input.is_displayed(), "the key prompt")
     assert p.d.switch_to.active_element == key_input
     assert p.d.find_element(By.CSS_SELECTOR, 'label[for="api-key"]')
+    assert key_input.get_attribute("type") == "password"
+    # A message sent without a key gets the 401 as an error turn and is kept for a retry.
+    prompt = p.el("#prompt")
+    prompt.send_keys("Hello with no key yet")
+    p.el("#send").click()
+    p.wait(lambda: p.turns("error"), "the 401 error")
+    assert "unauthorized" in p.turns("error")[0].text
+    assert prompt.get_attribute("value") == "Hello with no key yet"
+    # A wrong key: refused when the page uses it, and the prompt says so.
     key_input.send_keys("wrong-key")
     key_input.send_keys(Keys.ENTER)
-    assert not key_input.is_displayed()
-    p.el("#prompt").clear()
-    p.type_and_enter("Hello with a wrong key")
-    p.wait(lambda: key_input.is_displayed(), "the key prompt again after a refused key")
+    p.wait(lambda: key_input.is_displayed() and "refused" in p.el("#key-why").text, "the refused-key prompt")
+    # The right key: the model list loads and the prompt goes away.
     key_input.send_keys(key)
     key_input.send_keys(Keys.ENTER)
+    p.wait(lambda: not key_input.is_displayed() and len(p.d.find_elements(By.CSS_SELECTOR, "#model option")) == 3,
+           "the model list with the key")
     assert p.js("return sessionStorage.getItem('chatd.clientKey')") == key
-    p.el("#prompt").clear()
+    assert p.js("return localStorage.length") == 0, "the key is kept in the tab only"
+    prompt.clear()
     p.type_and_enter("Hello with the key")
     p.wait(lambda: p.last_answer_text() == "Welcome" and p.last_state() == "done", "the answer")
     assert provider.requests[0].headers.get("Authorization") != f"Bearer {key}", "the client key is not forwarded"
     # A reload in the same tab keeps the key.
     p.open()
+    time.sleep(0.5)
     assert not p.el("#api-key").is_displayed()
     p.type_and_enter("Hello after a reload")
     p.wait_ended(1)
