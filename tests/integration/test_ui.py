@@ -551,3 +551,60 @@ def test_stop_before_first_token(chatd, provider, page):
     assert provider.wait_disconnects(1, timeout=5)
     assert provider.disconnects[0] - t0 < 1.0
     p.wait_ended(1, states=("stopped",))
+
+
+def test_make_demo_streams_an_answer_with_no_key(page, tmp_path):
+    """scripts/demo.sh (make demo): the bench's fake provider typing, chatd pointed
+    at it, the page streaming an answer with no key; SIGTERM stops both."""
+    import signal
+    import socket
+    import subprocess
+
+    from fakeprovider import free_port
+
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": str(port), "HOME": str(tmp_path)}
+    out = open(tmp_path / "demo.out", "w+")
+    demo = subprocess.Popen([os.path.join(ROOT, "scripts", "demo.sh")], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120  # the first run builds bench/build/fakeprov
+        while url not in (tmp_path / "demo.out").read_text():
+            assert demo.poll() is None, (tmp_path / "demo.out").read_text()
+            assert time.monotonic() < deadline, "make demo did not print the page's URL"
+            time.sleep(0.1)
+
+        class Demo:
+            pass
+
+        d = Demo()
+        d.url = url.rstrip("/")
+        p = page(d)
+        p.wait(lambda: len(p.d.find_elements(By.CSS_SELECTOR, "#model option")) == 3, "the demo's models")
+        p.type_and_enter("Hello demo")
+        seen = set()
+        p.wait(lambda: seen.add(p.last_answer_text() or "") or p.last_state() not in (None, "streaming"),
+               "the demo's answer")
+        turn = p.wait_ended(1)
+        assert len(seen) >= 5, "the demo answer is typed, not dropped at once"
+        assert "demo provider" in p.last_answer_text()
+        stats = turn.find_element(By.CSS_SELECTOR, ".stats").text
+        assert re.search(r"\d+ tokens", stats) and "demo-typist" in stats, stats
+        p.d.get("about:blank")
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+            raise AssertionError("make demo did not stop on SIGTERM")
+        out.close()
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "chatd still listens after the demo stopped"
+    log = (tmp_path / "demo.out").read_text()
+    m = re.search(r"fakeprov --typing on 127\.0\.0\.1:(\d+)", log)
+    assert m, log
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", int(m.group(1)))) != 0, "the fake provider still runs"
