@@ -240,7 +240,7 @@ def test_ui_enabled_bad_value_stops_start(start_chatd):
     c = start_chatd({"UI_ENABLED": "maybe"}, wait=False, expect_exit=2)
     assert c.wait_exit(10) == 2
     err = "\n".join(c.stderr)
-    assert 'UI_ENABLED="maybe" is not valid' in err and "true, false" in err
+    assert 'UI_ENABLED="maybe" is not valid' in err and "true or false" in err
 
 
 # -- the page in the browser -------------------------------------------------------
