@@ -38,6 +38,10 @@ wait_for() {
 make -s -C "$ROOT" build/chatd
 make -s -C "$ROOT/bench" build/fakeprov
 mkdir -p "$DIR"
+# Emptied here, not by the redirections below: those run in the background
+# children, after wait_for may already have read last run's lines.
+: >"$DIR/fakeprov.log"
+: >"$DIR/chatd.log"
 
 "$ROOT/bench/build/fakeprov" --typing --port 0 2>"$DIR/fakeprov.log" &
 FP_PID=$!
