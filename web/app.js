@@ -124,7 +124,7 @@
             if (i % 2 === 0) {
                 /* the block's own margins stand for the blank lines around it */
                 if (i > 0)
-                    part = part.replace(/^\n/, '');
+                    part = part.replace(/^\n+/, '');
                 if (i < parts.length - 1)
                     part = part.replace(/\n+$/, '');
                 if (part)
