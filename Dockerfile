@@ -19,10 +19,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# Only what `make build/chatd` reads; tests/ and bench/ stay out of the image.
+# Only what `make build/chatd` reads (web/ is the page compiled into it);
+# tests/ and bench/ stay out of the image.
 COPY Makefile ./
 COPY scripts/ scripts/
 COPY src/ src/
+COPY web/ web/
 # -j2: the machines this is built on have two cores. The debug info stays in the
 # build stage: the runtime copy is stripped (about a third of the file).
 RUN make -j2 build/chatd \

@@ -16,13 +16,18 @@ SRC      := $(wildcard src/core/*.c src/models/*.c src/services/*.c src/api/*.c)
 OBJ      := $(SRC:src/%.c=build/obj/%.o)
 ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o)
 
+# The web chat page (web/) is compiled in as a generated C file (src/api/ui.c serves it).
+WEB_FILES := $(sort $(wildcard web/*))
+OBJ      += build/obj/gen/web_assets.o
+ASAN_OBJ += build/asan/obj/gen/web_assets.o
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 PYTEST   := /usr/bin/python3 -m pytest
 
-.PHONY: all asan deps run test unit integration integration-asan format format-check \
-        bench-smoke clean clients
+.PHONY: all asan deps run demo test unit integration integration-asan web-test format \
+        format-check bench-smoke clean clients
 
 all: build/chatd
 
@@ -32,6 +37,18 @@ build/chatd: $(OBJ) build/obj/main.o
 build/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/gen/web_assets.c: $(WEB_FILES) scripts/gen_web_assets.sh
+	@mkdir -p $(dir $@)
+	scripts/gen_web_assets.sh $@ $(WEB_FILES)
+
+build/obj/gen/web_assets.o: build/gen/web_assets.c src/api/ui.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/asan/obj/gen/web_assets.o: build/gen/web_assets.c src/api/ui.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 asan: build/asan/chatd
 
@@ -57,6 +74,15 @@ deps:
 run: deps all
 	./build/chatd
 
+# A newcomer's first look: the bench's fake provider "typing" canned answers, chatd
+# pointed at it, the page at http://127.0.0.1:$${PORT:-8000}/. Ctrl-C stops both.
+demo:
+	scripts/demo.sh
+
+# The page's SSE reader, in node (no packages).
+web-test:
+	/usr/bin/node --test tests/web/test_sse.mjs
+
 # Runs every test binary, even after a failure, then fails if any did.
 unit: $(UNIT_BIN)
 	@failed=; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
@@ -73,6 +99,7 @@ test: deps
 	$(MAKE) all asan
 	$(MAKE) unit
 	$(MAKE) clients
+	$(MAKE) web-test
 	$(MAKE) integration
 	$(MAKE) integration-asan
 	$(MAKE) fuzz-smoke

@@ -40,9 +40,10 @@ struct opts {
     int delay_ms;
     int first_delay_ms; /* -1: same as delay_ms */
     bool verbose;
+    bool typing; /* canned answers at a typing pace (fp_typing.c), for make demo */
 };
 
-static struct opts g_opt = { 0, 20, 0, -1, false };
+static struct opts g_opt = { 0, 20, 0, -1, false, false };
 struct event_base *g_base;
 static unsigned long long g_streams;
 
@@ -80,6 +81,7 @@ void fp_stream_free(struct conn *c)
     free(c->model);
     free(c->tok);
     c->model = c->tok = NULL;
+    c->typing = NULL;
     c->streaming = false;
 }
 
@@ -110,9 +112,30 @@ static bool stream_prepare(struct conn *c, const char *model_json, int total, bo
     return true;
 }
 
+/* --typing: the next word of the canned answer, JSON-escaped. */
+static void typing_token(struct conn *c)
+{
+    size_t len = fp_typing_token_len(c->typing);
+    json_t *s = json_stringn(c->typing, len);
+    char *esc = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    json_decref(s);
+    c->typing += len;
+    if (esc == NULL) {
+        c->closing = true;
+        return;
+    }
+    add_eventf(c,
+               EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":{%s\"content\":%s},"
+                         "\"finish_reason\":null}]}\n\n",
+               c->model, c->sent == 0 ? "\"role\":\"assistant\"," : "", esc);
+    free(esc);
+}
+
 static void stream_token(struct conn *c)
 {
-    if (c->sent == 0) /* the first delta also carries the role, as OpenAI does */
+    if (c->typing)
+        typing_token(c);
+    else if (c->sent == 0) /* the first delta also carries the role, as OpenAI does */
         add_eventf(c,
                    EV_PREFIX "%s,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
                              "\"content\":\"tok \"},\"finish_reason\":null}]}\n\n",
@@ -142,6 +165,12 @@ static void stream_finish(struct conn *c)
     g_streams++;
 }
 
+/* The gap before the next token. */
+static int gap_ms(void)
+{
+    return g_opt.typing ? fp_typing_delay_ms() : g_opt.delay_ms;
+}
+
 static uint64_t mono_us(void)
 {
     struct timespec ts;
@@ -169,7 +198,7 @@ static void stream_step(evutil_socket_t fd, short what, void *arg)
     (void)what;
     stream_token(c);
     if (c->sent < c->total) {
-        c->due_us += (uint64_t)g_opt.delay_ms * 1000u;
+        c->due_us += (uint64_t)gap_ms() * 1000u;
         arm_timer(c);
     } else {
         stream_finish(c);
@@ -190,7 +219,7 @@ static void stream_start(struct conn *c, const char *model_json, int total, bool
         return;
     }
     c->streaming = true;
-    bool paced = g_opt.delay_ms > 0 || g_opt.first_delay_ms > 0;
+    bool paced = g_opt.delay_ms > 0 || g_opt.first_delay_ms > 0 || g_opt.typing;
     if (!paced || total == 0) {
         while (c->sent < c->total)
             stream_token(c);
@@ -206,7 +235,7 @@ static void stream_start(struct conn *c, const char *model_json, int total, bool
             stream_finish(c);
             return;
         }
-        c->due_us += (uint64_t)g_opt.delay_ms * 1000u;
+        c->due_us += (uint64_t)gap_ms() * 1000u;
     }
     arm_timer(c);
 }
@@ -249,6 +278,10 @@ void fp_handle_request(struct conn *c)
         send_error(c, 400, "Bad Request", "Body is not a JSON object");
     else {
         int total = g_opt.tokens;
+        if (g_opt.typing) {
+            c->typing = fp_typing_answer();
+            total = fp_typing_token_count(c->typing);
+        }
         bool cut = max_tokens >= 0 && max_tokens < total;
         stream_start(c, model_json, cut ? max_tokens : total, cut);
     }
@@ -265,11 +298,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: fakeprov [--port P] [--tokens N] [--delay-ms D] [--first-delay-ms F] [-v]\n"
+    fprintf(f, "usage: fakeprov [--port P] [--tokens N] [--delay-ms D] [--first-delay-ms F] "
+               "[--typing] [-v]\n"
                "  --port P           listen on 127.0.0.1:P (0 = any free port; default 0)\n"
                "  --tokens N         content chunks per stream (default 20)\n"
                "  --delay-ms D       gap between tokens (default 0: the whole stream at once)\n"
                "  --first-delay-ms F wait before the first token (default: D)\n"
+               "  --typing           canned answers, word by word, 20-60 ms apart (make demo);\n"
+               "                     --tokens and --delay-ms are then ignored, F defaults to 300\n"
                "  -v                 print counters on exit\n");
 }
 
@@ -292,6 +328,7 @@ static void parse_opts(int argc, char **argv)
         { "delay-ms", required_argument, NULL, 'd' },
         { "first-delay-ms", required_argument, NULL, 'f' },
         { "verbose", no_argument, NULL, 'v' },
+        { "typing", no_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -303,6 +340,7 @@ static void parse_opts(int argc, char **argv)
         case 'd': g_opt.delay_ms = int_arg(optarg, "--delay-ms", 0, 3600000); break;
         case 'f': g_opt.first_delay_ms = int_arg(optarg, "--first-delay-ms", 0, 3600000); break;
         case 'v': g_opt.verbose = true; break;
+        case 't': g_opt.typing = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -312,7 +350,7 @@ static void parse_opts(int argc, char **argv)
         exit(2);
     }
     if (g_opt.first_delay_ms < 0)
-        g_opt.first_delay_ms = g_opt.delay_ms;
+        g_opt.first_delay_ms = g_opt.typing ? 300 : g_opt.delay_ms;
 }
 
 int main(int argc, char **argv)

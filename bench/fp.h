@@ -42,6 +42,7 @@ struct conn {
     char *model;     /* JSON-encoded (quoted) model name */
     char *tok;       /* one framed token chunk, reused for every token */
     size_t tok_len;
+    const char *typing; /* --typing: the rest of the canned answer to send */
 };
 
 extern struct event_base *g_base;
@@ -58,5 +59,11 @@ void conn_resume(struct conn *c); /* after a stream step: flush, run pipelined r
 /* fakeprov.c */
 void fp_handle_request(struct conn *c); /* a whole request was parsed: answer it */
 void fp_stream_free(struct conn *c);
+
+/* fp_typing.c: --typing, the demo's provider */
+const char *fp_typing_answer(void);        /* the next canned answer (static) */
+size_t fp_typing_token_len(const char *s); /* bytes of the token s starts with; 0 at the end */
+int fp_typing_token_count(const char *s);
+int fp_typing_delay_ms(void); /* 20-60 ms, a typing model's pace */
 
 #endif

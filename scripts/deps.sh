@@ -6,7 +6,8 @@ set -eu
 PACKAGES="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev \
 libhttp-parser-dev libcmocka-dev clang clang-format libclang-rt-14-dev ca-certificates curl \
 python3 python3-pytest python3-httpx python3-aiohttp python3-pytest-asyncio \
-python3-prometheus-client valgrind nginx-light openssl libssl-dev"
+python3-prometheus-client valgrind nginx-light openssl libssl-dev \
+chromium chromium-driver python3-selenium nodejs"
 
 missing=""
 for p in $PACKAGES; do

@@ -53,6 +53,7 @@ struct http_request {
     uint64_t content_length; /* from the header; 0 when absent or chunked */
     struct http_hval host, content_type, correlation_id, authorization, origin, expect;
     struct http_hval acr_method, acr_headers; /* Access-Control-Request-* */
+    struct http_hval if_none_match;           /* conditional GET of the web page */
     char *body;                               /* NUL-terminated; owned by the connection */
     size_t body_len;
     size_t body_cap;

@@ -85,6 +85,7 @@ static struct http_hval *interesting(struct http_conn *c, const char *name, size
         { "expect", offsetof(struct http_request, expect) },
         { "access-control-request-method", offsetof(struct http_request, acr_method) },
         { "access-control-request-headers", offsetof(struct http_request, acr_headers) },
+        { "if-none-match", offsetof(struct http_request, if_none_match) },
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strlen(known[i].name) == len && strncasecmp(known[i].name, name, len) == 0)

@@ -10,6 +10,7 @@
 #include "api/chat.h"
 #include "api/middleware.h"
 #include "api/openai_api.h"
+#include "api/ui.h"
 #include "api/worker.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -39,8 +40,12 @@ static bool is_stream_route(enum metric_route id)
 /* Routes open without a client key. */
 static bool is_open_route(enum metric_route id)
 {
-    return id == ROUTE_HEALTH || id == ROUTE_READY;
+    return id == ROUTE_HEALTH || id == ROUTE_READY ||
+           id == ROUTE_UI; /* the page asks for the key */
 }
+
+/* Every file of the web page (ui_find) when UI_ENABLED. */
+static const struct route ui_route = { "/", ROUTE_UI, "GET, HEAD" };
 
 static const struct route *find_route(const struct http_request *req)
 {
@@ -80,6 +85,8 @@ static int precheck(struct worker *w, struct http_request *req, const struct rou
                     const struct key_conf **key)
 {
     const struct route *r = find_route(req);
+    if (r == NULL && w->cfg->ui_enabled && ui_find(req->path) != NULL)
+        r = &ui_route;
     *out = r;
     *key = NULL;
     if (r == NULL)
@@ -204,6 +211,8 @@ static void on_request(struct http_conn *c, struct http_request *req, void *ctx)
         v1_models(w, c, req, key);
     else if (r->id == ROUTE_V1_CHAT)
         v1_chat_start(w, c, req, key);
+    else if (r->id == ROUTE_UI)
+        ui_serve(w, c, req);
     else
         chat_start(w, c, req, key);
 }

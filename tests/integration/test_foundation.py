@@ -29,7 +29,7 @@ def test_health_head_has_no_body(chatd):
     assert int(r.headers["content-length"]) > 0
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/chat/", "/healthz", "/chat/completions"])
+@pytest.mark.parametrize("path", ["/index.html", "/nope", "/chat/", "/healthz", "/chat/completions"])  # "/" is the web page
 def test_unknown_path_is_404_json(chatd, path):
     r = httpx.get(chatd.url + path)
     assert r.status_code == 404
