@@ -2,7 +2,7 @@
 # both install the Debian packages they need first (make deps).
 
 CC       ?= cc
-PKGS     := libevent libcurl jansson
+PKGS     := libevent libcurl jansson hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread
 

@@ -6,7 +6,8 @@ set -eu
 PACKAGES="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev \
 libhttp-parser-dev libcmocka-dev clang clang-format libclang-rt-14-dev ca-certificates curl \
 python3 python3-pytest python3-httpx python3-aiohttp python3-pytest-asyncio \
-python3-prometheus-client valgrind"
+python3-prometheus-client valgrind \
+libhiredis-dev redis-server nginx-light prometheus python3-yaml"
 
 missing=""
 for p in $PACKAGES; do

@@ -13,8 +13,8 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SAN    := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Isrc -Itests/fuzz \
-               $(shell pkg-config --cflags libevent libcurl jansson 2>/dev/null)
-FUZZ_LIBS   := $(shell pkg-config --libs libevent libcurl jansson 2>/dev/null) -lhttp_parser
+               $(shell pkg-config --cflags libevent libcurl jansson hiredis 2>/dev/null)
+FUZZ_LIBS   := $(shell pkg-config --libs libevent libcurl jansson hiredis 2>/dev/null) -lhttp_parser
 
 FUZZ_TARGETS := fuzz_sse fuzz_chat_request fuzz_dotenv fuzz_error_summary fuzz_uuid fuzz_jsonw \
                 fuzz_jscan fuzz_openai_chunk fuzz_http
