@@ -114,6 +114,9 @@ static int parse_host(const char *p, const char *end, struct redis_url *out, cha
         const char *rb = memchr(p, ']', (size_t)(end - p));
         if (rb == NULL || rb == p + 1 || (size_t)(rb - p - 1) >= sizeof out->host)
             return fail(err, errlen, "the IPv6 address in brackets is not closed or empty");
+        for (const char *c = p + 1; c < rb; c++)
+            if (hex(*c) < 0 && *c != ':' && *c != '.')
+                return fail(err, errlen, "the IPv6 address has a character not allowed in one");
         memcpy(out->host, p + 1, (size_t)(rb - p - 1));
         out->host[rb - p - 1] = '\0';
         colon = rb + 1 < end ? rb + 1 : NULL;
