@@ -102,8 +102,9 @@ void limits_shared_free(struct limits_shared *s);
 struct limits *limits_new(struct event_base *base, struct limits_shared *shared,
                           const struct redis_url *redis, bool fail_open);
 
-/* Frees a worker's limits: closes Redis, drops pending admits without calling back.
- * Tickets still open are released (their leases expire in Redis). */
+/* Frees a worker's limits on its loop thread: closes Redis, drops pending admits
+ * without calling back. Finish the worker's tickets first: Redis tickets still open
+ * are freed here (their leases expire in Redis) and must not be used afterwards. */
 void limits_free(struct limits *l);
 
 /* Sets the metrics hooks (copied). */
