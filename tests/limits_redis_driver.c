@@ -4,7 +4,8 @@
  *
  *   new <inst> <url|-> <fail_open 0|1> [deadline_ms lease_ms backoff_ms]
  *   admit <inst> <id> <key> <rpm> <tpm> <streams>
- *   cancel <id>                   cancels a pending admit
+ *   admit_cancel <inst> <id> <key> <rpm> <tpm> <streams>
+ *                                 admits and cancels at once (the client left)
  *   finish <inst> <id> <tokens>   gives back the ticket of admit <id>
  *   stats <inst>                  prints the hook counters
  *   free <inst>
@@ -135,12 +136,13 @@ static void on_line(char *line)
         cmd_new(w, n);
     } else if (n == 7 && strcmp(w[0], "admit") == 0) {
         cmd_admit(w);
-    } else if (n == 2 && strcmp(w[0], "cancel") == 0) {
-        struct admit *a = &admits[atoi(w[1]) % MAX_ADMITS];
+    } else if (n == 7 && strcmp(w[0], "admit_cancel") == 0) {
+        cmd_admit(w);
+        struct admit *a = &admits[atoi(w[2]) % MAX_ADMITS];
         if (a->pending != NULL)
             limits_cancel(inst[a->inst], a->pending);
+        printf("{\"cancelled\":%d,\"was_pending\":%s}\n", a->id, a->pending ? "true" : "false");
         a->pending = NULL;
-        printf("{\"cancelled\":%d}\n", a->id);
     } else if (n == 4 && strcmp(w[0], "finish") == 0) {
         struct admit *a = &admits[atoi(w[2]) % MAX_ADMITS];
         limits_finish(inst[atoi(w[1])], a->ticket, atol(w[3]), clock_mono_us());
