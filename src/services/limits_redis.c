@@ -171,14 +171,22 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
     drop(arg, "no answer to the connection handshake within 1 s");
 }
 
+/* A connection that worked and then closed (a server idle timeout, a failover) is
+ * remade at once without a warning; only when that fails does an outage begin. */
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct limits_redis *r = ac->data;
     (void)status;
-    if (r->ac == ac) { /* not one we dropped ourselves */
-        r->ac = NULL;
-        drop(r, ac->errstr[0] != '\0' ? ac->errstr : "the connection was closed");
+    if (r->ac != ac || r->freeing)
+        return; /* one we dropped ourselves */
+    r->ac = NULL;
+    if (r->state == RS_READY) {
+        r->state = RS_DOWN;
+        struct timeval now = { 0, 0 };
+        evtimer_add(r->retry_ev, &now);
+        return;
     }
+    drop(r, ac->errstr[0] != '\0' ? ac->errstr : "the connection was closed");
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)

@@ -406,3 +406,28 @@ def test_tokens_charged_at_finish_are_shared(redis, drivers):
     assert v["status"] == "refused" and v["reason"] == "tokens"
     assert 29 <= v["retry_after"] <= 31
     assert v["headers"]["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_a_closed_connection_is_remade_quietly(redis, drivers):
+    """A server that closes a working connection (idle timeout, CLIENT KILL, failover)
+    is no outage: chatd reconnects at once and logs nothing."""
+    d = drivers()
+    d.new(0, url(redis))
+    d.wait_ready(0)
+    assert int(redis.cli("CLIENT", "KILL", "TYPE", "normal").strip()) >= 1
+    d.wait_ready(0)
+    assert d.admit(0, "quiet", rpm=1)["status"] == "ok"
+    assert d.admit(0, "quiet", rpm=1)["reason"] == "requests"
+    assert d.logs("redis_unavailable") == []
+
+
+def test_host_names_resolve_without_blocking(redis, drivers):
+    d = drivers()
+    d.new(0, f"redis://localhost:{redis.port}")  # /etc/hosts, through evdns
+    d.wait_ready(0)
+    d.new(1, f"redis://no-such-host.invalid:{redis.port}", fail_open=False)
+    d.wait_log("redis_unavailable", timeout=40)  # a resolver may take its retries
+    (line,) = d.logs("redis_unavailable")
+    assert "does not resolve" in line["message"] and line["address"].startswith("no-such-host")
+    v = d.admit(1, "dns", rpm=5)
+    assert v["status"] == "unavailable" and v["sync"]
