@@ -140,8 +140,9 @@ size_t limits_headers(const struct limits_verdict *v, struct limits_header *out)
 int limits_format_duration(int64_t us, char *out, size_t outlen);
 
 /* Parses REDIS_URL: redis://[[user]:password@]host[:port][/db] or
- * unix:///path[?db=N]. Returns 0, or -EINVAL with a three-part message in err that
- * never contains the password. */
+ * unix://[[user]:password@]/path[?db=N]; user and password may be %-escaped. Returns
+ * 0, or -EINVAL with a three-part message in err that never contains the password.
+ * The caller registers out->password with log_add_secret before threads start. */
 int limits_parse_redis_url(const char *url, struct redis_url *out, char *err, size_t errlen);
 
 #endif
