@@ -2,7 +2,7 @@
 # both install the Debian packages they need first (make deps).
 
 CC       ?= cc
-PKGS     := libevent libcurl jansson libcrypto
+PKGS     := libevent libcurl jansson libcrypto hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread
 
@@ -68,6 +68,12 @@ build/asan/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(ASAN_OBJ)
 	      sed 's|include "\.\./\.\./src/\(.*\)\.c"|build/asan/obj/\1.o|'),$(ASAN_OBJ)) \
 	    $(PKG_LIBS) -lcmocka
 
+# Drives the limits module on a real loop for tests/integration/test_limits_redis.py.
+LIMITS_DRIVER := build/asan/tests/limits_redis_driver
+$(LIMITS_DRIVER): tests/limits_redis_driver.c $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(ASAN_OBJ) $(PKG_LIBS)
+
 deps:
 	@scripts/deps.sh
 
@@ -89,10 +95,10 @@ unit: $(UNIT_BIN)
 	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi; \
 	echo "unit tests passed: $(words $(UNIT_BIN)) files"
 
-integration: all
+integration: all $(LIMITS_DRIVER)
 	$(PYTEST) -q tests/integration
 
-integration-asan: asan
+integration-asan: asan $(LIMITS_DRIVER)
 	CHATD_BIN=build/asan/chatd $(PYTEST) -q tests/integration -k "not valgrind"
 
 test: deps

@@ -7,7 +7,8 @@ PACKAGES="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansso
 libhttp-parser-dev libcmocka-dev clang clang-format libclang-rt-14-dev ca-certificates curl \
 python3 python3-pytest python3-httpx python3-aiohttp python3-pytest-asyncio \
 python3-prometheus-client valgrind nginx-light openssl libssl-dev \
-chromium chromium-driver python3-selenium nodejs"
+chromium chromium-driver python3-selenium nodejs \
+libhiredis-dev redis-server prometheus python3-yaml"
 
 missing=""
 for p in $PACKAGES; do

@@ -13,11 +13,11 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SAN    := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Isrc -Itests/fuzz \
-               $(shell pkg-config --cflags libevent libcurl jansson libcrypto 2>/dev/null)
-FUZZ_LIBS   := $(shell pkg-config --libs libevent libcurl jansson libcrypto 2>/dev/null) -lhttp_parser
+               $(shell pkg-config --cflags libevent libcurl jansson libcrypto hiredis 2>/dev/null)
+FUZZ_LIBS   := $(shell pkg-config --libs libevent libcurl jansson libcrypto hiredis 2>/dev/null) -lhttp_parser
 
 FUZZ_TARGETS := fuzz_sse fuzz_chat_request fuzz_dotenv fuzz_error_summary fuzz_uuid fuzz_jsonw \
-                fuzz_jscan fuzz_openai_chunk fuzz_http fuzz_http_conn fuzz_config_file
+                fuzz_jscan fuzz_openai_chunk fuzz_http fuzz_http_conn fuzz_config_file fuzz_redis_url
 FUZZ_BIN     := $(FUZZ_TARGETS:%=build/fuzz/%)
 FUZZ_OBJ     := $(patsubst src/%.c,build/fuzz/obj/%.o, \
                   $(wildcard src/core/*.c src/models/*.c src/services/*.c src/api/http*.c))

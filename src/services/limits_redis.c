@@ -1,0 +1,595 @@
+/* limits_redis: the Redis backend of limits (see limits.h for the model).
+ *
+ * One hiredis async connection per worker on the worker's event_base. States:
+ * DOWN (no connection; a reconnect timer runs), CONNECTING (AUTH, SELECT and SCRIPT
+ * LOAD pipelined behind the connect; READY when SCRIPT LOAD answers) and READY. Only
+ * READY sends admits; otherwise an admit is answered at once, fail-open or closed.
+ * Every admit has a deadline timer; the hiredis reply callback owns the pending
+ * object and frees it (hiredis calls every callback, with a NULL reply, when the
+ * connection goes), so a late reply is read and ignored, never lost track of. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "services/limits_internal.h"
+
+/* One script, three modes, so one SCRIPT LOAD per connection. Redis's clock (TIME)
+ * decides, so replicas with skewed clocks agree. Numbers are written with %d: Lua's
+ * default conversion keeps only 14 digits. Reply of "admit": {code, wait_us,
+ * request debt, token debt}; code 0 OK, 1 requests, 2 tokens, 3 concurrency. */
+static const char SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local W = 60000000\n"
+    "local function fmt(n) return string.format('%d', n) end\n"
+    "if ARGV[1] == 'renew' then\n"
+    "  redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[3]) * 1000), ARGV[2])\n"
+    "  redis.call('PEXPIRE', KEYS[3], fmt(tonumber(ARGV[3]) * 2))\n"
+    "  return 0\n"
+    "end\n"
+    "if ARGV[1] == 'finish' then\n"
+    "  if ARGV[2] ~= '' then redis.call('ZREM', KEYS[3], ARGV[2]) end\n"
+    "  local tpm, used = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "  if tpm > 0 and used > 0 then\n"
+    "    local tat = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)\n"
+    "    tat = tat + math.floor(used * W / tpm)\n"
+    "    redis.call('SET', KEYS[2], fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000) + 1000))\n"
+    "  end\n"
+    "  return 0\n"
+    "end\n"
+    "local rpm, tpm, cmax = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local rdebt, tdebt, rtat = 0, 0, 0\n"
+    "if rpm > 0 then\n"
+    "  rtat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "  rdebt = math.max(rtat - now, 0)\n"
+    "end\n"
+    "if tpm > 0 then\n"
+    "  tdebt = tonumber(redis.call('GET', KEYS[2]) or '0') - now\n"
+    "  if tdebt >= W then return {2, tdebt - W + 1, rdebt, tdebt} end\n"
+    "end\n"
+    "if cmax > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))\n"
+    "  if redis.call('ZCARD', KEYS[3]) >= cmax then return {3, 1000000, rdebt, tdebt} end\n"
+    "end\n"
+    "if rpm > 0 then\n"
+    "  local nxt = math.max(rtat, now) + math.max(math.floor(W / rpm), 1)\n"
+    "  if nxt - now > W then return {1, nxt - now - W, rdebt, tdebt} end\n"
+    "  redis.call('SET', KEYS[1], fmt(nxt), 'PX', fmt(math.ceil((nxt - now) / 1000) + 1000))\n"
+    "  rdebt = nxt - now\n"
+    "end\n"
+    "if cmax > 0 then\n"
+    "  redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[6]) * 1000), ARGV[5])\n"
+    "  redis.call('PEXPIRE', KEYS[3], fmt(tonumber(ARGV[6]) * 2))\n"
+    "end\n"
+    "return {0, 0, rdebt, tdebt}\n";
+
+enum state { RS_DOWN, RS_CONNECTING, RS_READY };
+
+struct limits_pending {
+    struct limits_redis *r;
+    struct limits_entry *e;
+    struct limits_spec key; /* name points into e */
+    struct limits_ticket *ticket;
+    struct event *deadline;
+    limits_cb cb;
+    void *arg;
+    int64_t sent_us;
+    bool answered; /* cb ran, or the admit was cancelled */
+    bool retried;  /* sent again with EVAL after NOSCRIPT */
+};
+
+struct limits_redis {
+    struct limits *l;
+    struct redis_url url;
+    char where[300]; /* host:port or the socket path, for log lines */
+    enum state state;
+    redisAsyncContext *ac;
+    struct evdns_base *dns;
+    struct evdns_getaddrinfo_request *dns_req;
+    struct event *retry_ev, *handshake_ev, *renew_ev;
+    const struct timeval *deadline_tv; /* a common timeout */
+    int deadline_ms, lease_ms, backoff_first_ms, backoff_ms;
+    int timeouts_in_a_row;
+    bool outage, freeing;
+    char sha[41];
+    struct limits_ticket leases; /* list head of open leased tickets */
+    char lease_prefix[17];
+    unsigned long long lease_seq;
+};
+
+static void start_connect(struct limits_redis *r);
+static int send_admit(struct limits_redis *r, struct limits_pending *p, bool by_sha);
+
+static void outage_begin(struct limits_redis *r, const char *why)
+{
+    if (r->outage || r->freeing)
+        return;
+    r->outage = true;
+    char msg[1024];
+    snprintf(msg, sizeof msg,
+             "Redis at %s cannot be reached (%s). Client-key limits cannot be checked across "
+             "replicas while it is away. %s; chatd reconnects by itself, check that Redis is up.",
+             r->where, why,
+             r->l->fail_open ? "Requests are served without limits (RATE_LIMIT_FAIL_OPEN=true)"
+                             : "Requests get 503 limits_unavailable (RATE_LIMIT_FAIL_OPEN=false)");
+    log_event(LOG_WARNING, "redis_unavailable", NULL, LOG_STR("message", msg),
+              LOG_STR("address", r->where), LOG_BOOL("fail_open", r->l->fail_open));
+    if (r->l->hooks.redis_unavailable != NULL)
+        r->l->hooks.redis_unavailable(r->l->hooks.arg);
+}
+
+static void count_error(struct limits_redis *r)
+{
+    if (r->l->hooks.redis_error != NULL)
+        r->l->hooks.redis_error(r->l->hooks.arg);
+}
+
+/* Forgets the connection and schedules the next attempt with exponential backoff
+ * and jitter. Safe inside hiredis callbacks (hiredis defers the free). */
+static void drop(struct limits_redis *r, const char *why)
+{
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    r->state = RS_DOWN;
+    r->timeouts_in_a_row = 0;
+    outage_begin(r, why);
+    evtimer_del(r->handshake_ev);
+    if (ac != NULL)
+        redisAsyncFree(ac);
+    if (r->freeing)
+        return;
+    unsigned int jitter = 0;
+    (void)getrandom(&jitter, sizeof jitter, GRND_NONBLOCK);
+    int ms = r->backoff_ms + (int)(jitter % (unsigned)(r->backoff_ms / 4 + 1));
+    struct timeval tv = clock_timeval(ms / 1000.0);
+    evtimer_add(r->retry_ev, &tv);
+    r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start_connect(arg);
+}
+
+static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drop(arg, "no answer to the connection handshake within 1 s");
+}
+
+/* A connection that worked and then closed (a server idle timeout, a failover) is
+ * remade at once without a warning; only when that fails does an outage begin. */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct limits_redis *r = ac->data;
+    (void)status;
+    if (r->ac != ac || r->freeing)
+        return; /* one we dropped ourselves */
+    r->ac = NULL;
+    if (r->state == RS_READY) {
+        r->state = RS_DOWN;
+        struct timeval now = { 0, 0 };
+        evtimer_add(r->retry_ev, &now);
+        return;
+    }
+    drop(r, ac->errstr[0] != '\0' ? ac->errstr : "the connection was closed");
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct limits_redis *r = ac->data;
+    if (status != REDIS_OK && r->ac == ac) {
+        r->ac = NULL; /* hiredis frees it after this callback */
+        drop(r, ac->errstr[0] != '\0' ? ac->errstr : "connect failed");
+    }
+}
+
+/* The replies of AUTH, SELECT and SCRIPT LOAD; privdata tells which. */
+static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct limits_redis *r = ac->data;
+    redisReply *rep = reply;
+    if (rep == NULL || r->ac != ac)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        char why[160];
+        snprintf(why, sizeof why, "%s refused: %.100s", (const char *)privdata, rep->str);
+        count_error(r);
+        drop(r, why);
+        return;
+    }
+    if (strcmp(privdata, "SCRIPT LOAD") != 0)
+        return;
+    if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+        drop(r, "SCRIPT LOAD gave no script id");
+        return;
+    }
+    memcpy(r->sha, rep->str, 40);
+    r->sha[40] = '\0';
+    r->state = RS_READY;
+    r->backoff_ms = r->backoff_first_ms;
+    evtimer_del(r->handshake_ev);
+    if (r->outage) {
+        r->outage = false;
+        log_event(LOG_INFO, "redis_recovered", NULL, LOG_STR("address", r->where));
+    }
+}
+
+static void open_connection(struct limits_redis *r, const char *ip)
+{
+    redisAsyncContext *ac = r->url.path[0] != '\0' ? redisAsyncConnectUnix(r->url.path)
+                                                   : redisAsyncConnect(ip, r->url.port);
+    if (ac == NULL || ac->err) {
+        char why[128];
+        snprintf(why, sizeof why, "%s", ac != NULL ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        drop(r, why);
+        return;
+    }
+    ac->data = r;
+    r->ac = ac;
+    r->state = RS_CONNECTING;
+    redisLibeventAttach(ac, r->l->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (r->url.password[0] != '\0') {
+        if (r->url.user[0] != '\0')
+            redisAsyncCommand(ac, on_handshake, "AUTH", "AUTH %s %s", r->url.user, r->url.password);
+        else
+            redisAsyncCommand(ac, on_handshake, "AUTH", "AUTH %s", r->url.password);
+    }
+    if (r->url.db > 0)
+        redisAsyncCommand(ac, on_handshake, "SELECT", "SELECT %d", r->url.db);
+    redisAsyncCommand(ac, on_handshake, "SCRIPT LOAD", "SCRIPT LOAD %s", SCRIPT);
+    struct timeval tv = { 1, 0 };
+    evtimer_add(r->handshake_ev, &tv);
+}
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct limits_redis *r = arg;
+    r->dns_req = NULL;
+    if (result == EVUTIL_EAI_CANCEL)
+        return;
+    if (result != 0 || res == NULL) {
+        char why[160];
+        snprintf(why, sizeof why, "the host name does not resolve: %s",
+                 evutil_gai_strerror(result));
+        drop(r, why);
+        return;
+    }
+    char ip[64] = "";
+    struct evutil_addrinfo *a = res;
+    for (; a != NULL && a->ai_family != AF_INET; a = a->ai_next)
+        ;
+    a = a != NULL ? a : res; /* IPv4 first, else whatever came */
+    const void *addr = a->ai_family == AF_INET
+                           ? (const void *)&((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr
+                           : (const void *)&((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr;
+    evutil_inet_ntop(a->ai_family, addr, ip, sizeof ip);
+    evutil_freeaddrinfo(res);
+    open_connection(r, ip);
+}
+
+/* Resolves the host without blocking (evdns), then connects. */
+static void start_connect(struct limits_redis *r)
+{
+    if (r->url.path[0] != '\0') {
+        open_connection(r, NULL);
+        return;
+    }
+    struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    r->state = RS_CONNECTING;
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(r->dns, r->url.host, NULL, &hints, on_resolved, r);
+    if (r->state == RS_CONNECTING && r->ac == NULL)
+        r->dns_req = req; /* still resolving; NULL when it already answered */
+}
+
+static void renew_all(evutil_socket_t fd, short what, void *arg)
+{
+    struct limits_redis *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->state != RS_READY)
+        return;
+    char lease_ms[16];
+    snprintf(lease_ms, sizeof lease_ms, "%d", r->lease_ms);
+    for (struct limits_ticket *t = r->leases.next; t != &r->leases; t = t->next) {
+        char k3[300];
+        snprintf(k3, sizeof k3, "chatd:{%s}:streams", t->entry->name);
+        const char *argv[] = { "EVALSHA", r->sha, "3", k3, k3, k3, "renew", t->lease, lease_ms };
+        redisAsyncCommandArgv(r->ac, NULL, NULL, 9, argv, NULL);
+    }
+}
+
+struct limits_redis *limits_redis_new(struct limits *l, const struct redis_url *u)
+{
+    struct limits_redis *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->l = l;
+    r->url = *u;
+    if (u->path[0] != '\0')
+        snprintf(r->where, sizeof r->where, "%s", u->path);
+    else
+        snprintf(r->where, sizeof r->where, "%s:%d", u->host, u->port);
+    r->leases.next = r->leases.prev = &r->leases;
+    uint64_t rnd = 0;
+    (void)getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+    snprintf(r->lease_prefix, sizeof r->lease_prefix, "%016llx", (unsigned long long)rnd);
+    r->dns = evdns_base_new(l->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    r->retry_ev = evtimer_new(l->base, on_retry, r);
+    r->handshake_ev = evtimer_new(l->base, on_handshake_timeout, r);
+    r->renew_ev = event_new(l->base, -1, EV_PERSIST, renew_all, r);
+    if (r->dns == NULL || r->retry_ev == NULL || r->handshake_ev == NULL || r->renew_ev == NULL) {
+        limits_redis_free(r);
+        return NULL;
+    }
+    r->backoff_first_ms = r->backoff_ms = 100;
+    limits_redis_set_timing(r, 50, 60000, 100);
+    start_connect(r);
+    return r;
+}
+
+void limits_redis_set_timing(struct limits_redis *r, int deadline_ms, int lease_ms, int backoff_ms)
+{
+    if (deadline_ms > 0) {
+        r->deadline_ms = deadline_ms;
+        struct timeval tv = clock_timeval(deadline_ms / 1000.0);
+        r->deadline_tv = event_base_init_common_timeout(r->l->base, &tv);
+    }
+    if (lease_ms > 0) {
+        r->lease_ms = lease_ms;
+        struct timeval tv = clock_timeval(lease_ms / 3000.0);
+        evtimer_add(r->renew_ev, &tv);
+    }
+    if (backoff_ms > 0)
+        r->backoff_first_ms = r->backoff_ms = backoff_ms;
+}
+
+void limits_redis_free(struct limits_redis *r)
+{
+    if (r == NULL)
+        return;
+    r->freeing = true;
+    if (r->dns_req != NULL)
+        evdns_getaddrinfo_cancel(r->dns_req);
+    if (r->ac != NULL) {
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac); /* runs every reply callback with NULL: pendings are freed */
+    }
+    while (r->leases.next != &r->leases) {
+        struct limits_ticket *t = r->leases.next;
+        r->leases.next = t->next;
+        free(t);
+    }
+    if (r->dns != NULL)
+        evdns_base_free(r->dns, 0);
+    if (r->retry_ev != NULL)
+        event_free(r->retry_ev);
+    if (r->handshake_ev != NULL)
+        event_free(r->handshake_ev);
+    if (r->renew_ev != NULL)
+        event_free(r->renew_ev);
+    free(r);
+}
+
+static void redis_keys(const char *name, char k[3][300])
+{
+    snprintf(k[0], sizeof k[0], "chatd:{%s}:requests", name);
+    snprintf(k[1], sizeof k[1], "chatd:{%s}:tokens", name);
+    snprintf(k[2], sizeof k[2], "chatd:{%s}:streams", name);
+}
+
+static void pending_free(struct limits_pending *p)
+{
+    if (p->deadline != NULL)
+        event_free(p->deadline);
+    free(p->ticket);
+    free(p);
+}
+
+/* Calls back once; an admitted ticket passes to the caller. p lives on until its
+ * reply (or the connection's end) comes back. */
+static void answer(struct limits_pending *p, const struct limits_verdict *v, bool granted)
+{
+    struct limits_redis *r = p->r;
+    struct limits_ticket *t = NULL;
+    p->answered = true;
+    evtimer_del(p->deadline);
+    if (granted && p->ticket != NULL) {
+        t = p->ticket;
+        p->ticket = NULL;
+        if (p->key.max_concurrent_streams > 0) {
+            t->leased = true;
+            t->next = &r->leases;
+            t->prev = r->leases.prev;
+            r->leases.prev->next = t;
+            r->leases.prev = t;
+        }
+    }
+    limits_count_refused(r->l, v);
+    p->cb(p->arg, v, t);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct limits_pending *p = arg;
+    struct limits_redis *r = p->r;
+    (void)fd;
+    (void)what;
+    struct limits_verdict v;
+    limits_unreachable_verdict(r->l, &v);
+    count_error(r);
+    answer(p, &v, false);
+    if (++r->timeouts_in_a_row >= 2)
+        drop(r, "no answer within the deadline, twice in a row");
+}
+
+/* Reads {code, wait_us, request debt, token debt}; false when the reply is not that. */
+static bool read_verdict(const redisReply *rep, const struct limits_spec *key,
+                         struct limits_verdict *v)
+{
+    static const char *const reasons[] = { NULL, "requests", "tokens", "concurrency" };
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
+        return false;
+    for (size_t i = 0; i < 4; i++)
+        if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+            return false;
+    long long code = rep->element[0]->integer;
+    if (code < 0 || code > 3)
+        return false;
+    memset(v, 0, sizeof *v);
+    v->status = code == 0 ? LIMITS_OK : LIMITS_REFUSED;
+    if (code != 0) {
+        v->reason = reasons[code];
+        v->retry_after_s = limits_retry_seconds(rep->element[1]->integer);
+    }
+    limits_fill_numbers(v, key, rep->element[2]->integer, rep->element[3]->integer);
+    return true;
+}
+
+static void send_finish(struct limits_redis *r, const struct limits_ticket *t, long used)
+{
+    char k[3][300], tpm[24], n[24];
+    redis_keys(t->entry->name, k);
+    snprintf(tpm, sizeof tpm, "%ld", t->tokens_per_minute);
+    snprintf(n, sizeof n, "%ld", used > 0 ? used : 0);
+    const char *argv[] = { "EVALSHA", r->sha, "3", k[0], k[1], k[2], "finish", t->lease, tpm, n };
+    redisAsyncCommandArgv(r->ac, NULL, NULL, 10, argv, NULL);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct limits_pending *p = privdata;
+    struct limits_redis *r = p->r;
+    redisReply *rep = reply;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
+        !p->retried && r->ac == ac && r->state == RS_READY) {
+        p->retried = true; /* the script cache was flushed: send the body once */
+        if (send_admit(r, p, false) == 0)
+            return;
+        rep = NULL; /* the connection is closing: answer as unreachable */
+    }
+    struct limits_verdict v;
+    bool ok = read_verdict(rep, &p->key, &v);
+    if (rep != NULL) {
+        r->timeouts_in_a_row = 0;
+        if (r->l->hooks.redis_rtt != NULL)
+            r->l->hooks.redis_rtt(r->l->hooks.arg, (clock_mono_us() - p->sent_us) / 1e6);
+        if (!ok)
+            count_error(r);
+    }
+    if (!p->answered && !r->freeing) {
+        if (!ok)
+            limits_unreachable_verdict(r->l, &v);
+        answer(p, &v, ok && v.status == LIMITS_OK);
+    } else if (ok && v.status == LIMITS_OK && p->ticket != NULL && p->ticket->lease[0] != '\0' &&
+               r->state == RS_READY) {
+        send_finish(r, p->ticket, 0); /* too late or cancelled: give the lease back */
+    }
+    pending_free(p);
+}
+
+static int send_admit(struct limits_redis *r, struct limits_pending *p, bool by_sha)
+{
+    char k[3][300], rpm[24], tpm[24], cmax[24], lease_ms[16];
+    redis_keys(p->key.name, k);
+    snprintf(rpm, sizeof rpm, "%ld", p->key.requests_per_minute);
+    snprintf(tpm, sizeof tpm, "%ld", p->key.tokens_per_minute);
+    snprintf(cmax, sizeof cmax, "%ld", p->key.max_concurrent_streams);
+    snprintf(lease_ms, sizeof lease_ms, "%d", r->lease_ms);
+    const char *argv[] = { by_sha ? "EVALSHA" : "EVAL",
+                           by_sha ? r->sha : SCRIPT,
+                           "3",
+                           k[0],
+                           k[1],
+                           k[2],
+                           "admit",
+                           rpm,
+                           tpm,
+                           cmax,
+                           p->ticket != NULL ? p->ticket->lease : "",
+                           lease_ms };
+    return redisAsyncCommandArgv(r->ac, on_reply, p, 12, argv, NULL) == REDIS_OK ? 0 : -EIO;
+}
+
+int limits_redis_admit(struct limits_redis *r, struct limits_entry *e,
+                       const struct limits_spec *key, limits_cb cb, void *arg,
+                       struct limits_verdict *v, struct limits_ticket **ticket,
+                       struct limits_pending **pending)
+{
+    (void)ticket;
+    if (r->state != RS_READY) {
+        limits_unreachable_verdict(r->l, v);
+        return 1;
+    }
+    struct limits_pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    p->r = r;
+    p->e = e;
+    p->key = *key;
+    p->key.name = e->name;
+    p->cb = cb;
+    p->arg = arg;
+    p->deadline = evtimer_new(r->l->base, on_deadline, p);
+    if (key->max_concurrent_streams > 0 || key->tokens_per_minute > 0)
+        p->ticket = calloc(1, sizeof *p->ticket);
+    if (p->deadline == NULL ||
+        ((key->max_concurrent_streams > 0 || key->tokens_per_minute > 0) && p->ticket == NULL)) {
+        pending_free(p);
+        return -ENOMEM;
+    }
+    if (p->ticket != NULL) {
+        p->ticket->entry = e;
+        p->ticket->tokens_per_minute = key->tokens_per_minute;
+        if (key->max_concurrent_streams > 0)
+            snprintf(p->ticket->lease, sizeof p->ticket->lease, "%s:%llu", r->lease_prefix,
+                     ++r->lease_seq);
+    }
+    p->sent_us = clock_mono_us();
+    if (send_admit(r, p, true) < 0) {
+        pending_free(p);
+        limits_unreachable_verdict(r->l, v);
+        return 1;
+    }
+    evtimer_add(p->deadline, r->deadline_tv);
+    *pending = p;
+    return 0;
+}
+
+void limits_redis_cancel(struct limits_redis *r, struct limits_pending *p)
+{
+    (void)r;
+    p->answered = true; /* freed when its reply comes */
+    evtimer_del(p->deadline);
+}
+
+void limits_redis_finish(struct limits_redis *r, struct limits_ticket *t, long tokens_used)
+{
+    if (t->leased) {
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+    }
+    if (r->state == RS_READY && (t->leased || (t->tokens_per_minute > 0 && tokens_used > 0)))
+        send_finish(r, t, tokens_used);
+    free(t);
+}
