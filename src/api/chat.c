@@ -79,11 +79,11 @@ static int chat_error_answer(struct chat_stream *s, enum error_code code, const 
     }
     char body[2048];
     size_t len = error_json_body(body, sizeof body, code, detail, s->cid);
-    struct http_header h[MW_MAX_HEADERS + 2];
+    struct http_header h[STREAM_MAX_HEADERS];
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
+    n = stream_headers(s, h, n);
     http_respond(s->conn, 504, h, n, body, len);
     return 504;
 }

@@ -72,11 +72,11 @@ static void v1_completed_json(struct chat_stream *s, struct buf *out)
         s->completion_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
     }
     json_decref(root);
-    struct http_header h[MW_MAX_HEADERS + 2];
+    struct http_header h[STREAM_MAX_HEADERS];
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
+    n = stream_headers(s, h, n);
     http_respond(s->conn, 200, h, n, s->body.p ? s->body.p : "", s->body.len);
 }
 
@@ -107,7 +107,7 @@ static int v1_error_answer(struct chat_stream *s, enum error_code code, const ch
     int status = v1_status(s, code);
     char body[4096], retry[24];
     size_t len = error_openai_body(body, sizeof body, code, status, detail, NULL);
-    struct http_header h[MW_MAX_HEADERS + 3];
+    struct http_header h[STREAM_MAX_HEADERS];
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
@@ -116,7 +116,7 @@ static int v1_error_answer(struct chat_stream *s, enum error_code code, const ch
                  s->retry_after_ms > 0 ? (s->retry_after_ms + 999) / 1000 : 1);
         h[n++] = (struct http_header){ "Retry-After", retry };
     }
-    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
+    n = stream_headers(s, h, n);
     http_respond(s->conn, status, h, n, body, len);
     return status;
 }

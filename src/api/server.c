@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "services/provider.h"
+#include "services/limits.h"
 #include "services/router.h"
 
 #define ACCEPT_BATCH        64
@@ -288,6 +289,7 @@ static void worker_free(struct worker *w)
 {
     http_server_free(w->http); /* closes connections; their streams end with them */
     provider_free(w->provider);
+    limits_free(w->limits); /* after the streams, which give their tickets back */
     struct event *evs[] = { w->accept_ev, w->resume_ev, w->wake_ev,
                             w->drain_ev,  w->exit_ev,   w->reload_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -466,6 +468,53 @@ static int open_all(const struct config *cfg, struct listen_addr *a, int *fds)
     return 0;
 }
 
+/* The limits' metrics, counted in the worker's shard. */
+static void hook_refused(void *arg, const char *reason)
+{
+    metrics_limit_refused(arg, reason);
+}
+
+static void hook_rtt(void *arg, double seconds)
+{
+    metrics_redis_rtt(arg, seconds);
+}
+
+static void hook_error(void *arg)
+{
+    metrics_redis_error(arg);
+}
+
+static void hook_unavailable(void *arg)
+{
+    metrics_redis_unavailable(arg);
+}
+
+/* Each worker's limits on its own loop: in-process, or its own Redis connection. */
+static int worker_limits(struct worker *w, struct limits_shared *shared,
+                         const struct redis_url *redis, bool fail_open)
+{
+    w->limits = limits_new(w->base, shared, redis, fail_open);
+    if (w->limits == NULL)
+        return -1;
+    struct limits_hooks hooks = { hook_refused, hook_rtt, hook_error, hook_unavailable, w->m };
+    limits_set_hooks(w->limits, &hooks);
+    return 0;
+}
+
+/* REDIS_URL, checked before anything starts: a bad one is a configuration error. */
+static int parse_redis(const struct config *cfg, struct redis_url *out)
+{
+    char err[512];
+    if (cfg->redis_url == NULL)
+        return 0;
+    if (limits_parse_redis_url(cfg->redis_url, out, err, sizeof err) != 0) {
+        fprintf(stderr, "chatd: configuration error: REDIS_URL: %s\n", err);
+        return -1;
+    }
+    log_add_secret(out->password);
+    return 0;
+}
+
 /* At each scrape: every provider's breaker state, which time alone changes. */
 static void render_breakers(void *ctx, struct metrics *m)
 {
@@ -486,10 +535,17 @@ int server_run(struct config *cfg)
     struct runner *runners = calloc((size_t)n, sizeof *runners);
     struct metrics *m = metrics_new(n);
     struct breakers *breakers = breakers_new();
+    struct limits_shared *shared = limits_shared_new();
+    struct redis_url redis;
     _Atomic int stopped = 0;
     int started = 0;
-    if (fds == NULL || ws == NULL || runners == NULL || m == NULL || breakers == NULL)
+    if (fds == NULL || ws == NULL || runners == NULL || m == NULL || breakers == NULL ||
+        shared == NULL)
         goto out;
+    if (parse_redis(cfg, &redis) != 0) {
+        rc = 2;
+        goto out;
+    }
     metrics_on_render(m, render_breakers, breakers);
     for (int i = 0; i < n; i++)
         fds[i] = -1;
@@ -508,6 +564,14 @@ int server_run(struct config *cfg)
             goto out;
         }
         ws[i].breakers = breakers;
+        if (worker_limits(&ws[i], shared, cfg->redis_url ? &redis : NULL,
+                          cfg->rate_limit_fail_open) != 0) {
+            fprintf(stderr,
+                    "chatd: cannot start worker %d: out of memory. The process could "
+                    "not set up its client-key limits. Lower WORKERS.\n",
+                    i);
+            goto out;
+        }
     }
     sigset_t set;
     sigemptyset(&set);
@@ -549,6 +613,7 @@ out:
             close(fds[i]);
     metrics_free(m);
     breakers_free(breakers);
+    limits_shared_free(shared);
     free(runners);
     free(ws);
     free(fds);

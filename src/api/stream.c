@@ -30,11 +30,13 @@ static void attempt_succeeded(struct chat_stream *s);
 
 /* ---- states ----------------------------------------------------------------------- */
 
-static const char *const state_names[] = { "waiting", "backoff", "streaming", "finished" };
+static const char *const state_names[] = { "admitting", "waiting", "backoff", "streaming",
+                                           "finished" };
 
 static void set_state(struct chat_stream *s, enum stream_state to)
 {
-    static const bool legal[4][4] = {
+    static const bool legal[5][5] = {
+        [ST_ADMITTING] = { [ST_WAITING] = true, [ST_FINISHED] = true },
         [ST_WAITING] = { [ST_BACKOFF] = true, [ST_STREAMING] = true, [ST_FINISHED] = true },
         [ST_BACKOFF] = { [ST_WAITING] = true, [ST_FINISHED] = true },
         [ST_STREAMING] = { [ST_FINISHED] = true },
@@ -52,15 +54,23 @@ int64_t stream_elapsed_ms(const struct chat_stream *s)
 
 /* ---- output ----------------------------------------------------------------------- */
 
+size_t stream_headers(const struct chat_stream *s, struct http_header *h, size_t n)
+{
+    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
+    for (size_t i = 0; i < s->n_rl; i++)
+        h[n++] = (struct http_header){ s->rl[i].name, s->rl[i].value };
+    return n;
+}
+
 void stream_send_headers(struct chat_stream *s)
 {
     assert(!s->headers_sent && s->conn != NULL);
-    struct http_header h[MW_MAX_HEADERS];
+    struct http_header h[STREAM_MAX_HEADERS];
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "text/event-stream" };
     h[n++] = (struct http_header){ "Cache-Control", "no-cache" };
     h[n++] = (struct http_header){ "X-Accel-Buffering", "no" };
-    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
+    n = stream_headers(s, h, n);
     http_stream_begin(s->conn, 200, h, n);
     s->headers_sent = true;
 }
@@ -123,6 +133,11 @@ static void finish(struct chat_stream *s, enum outcome o, int status)
     if (s->conn != NULL)
         http_conn_set_owner(s->conn, NULL, NULL);
     s->conn = NULL;
+    if (s->admission != NULL)
+        limits_cancel(w->limits, s->admission);
+    limits_finish(w->limits, s->ticket, s->has_usage ? (long)s->total_tokens : -1, clock_mono_us());
+    if (s->key_counted)
+        metrics_key_streams(w->metrics, s->key->name, -1);
     double secs = (double)(clock_mono_us() - s->start_us) / 1e6;
     metrics_stream_done(w->m, o, secs);
     metrics_request(w->m, s->enc->route, status);
@@ -588,6 +603,98 @@ static const struct http_owner_ops owner_ops = { .on_client_gone = on_client_gon
 
 /* ---- start and drain ---------------------------------------------------------------- */
 
+/* ---- admission: the key's limits ------------------------------------------------- */
+
+/* Walks the model's targets: the router picks the first, then each next one. */
+static void begin_walk(struct chat_stream *s)
+{
+    struct worker *w = s->w;
+    size_t n = s->mc ? s->mc->n_targets : 0;
+    if (n > STREAM_MAX_TARGETS)
+        n = STREAM_MAX_TARGETS;
+    for (size_t i = 0; i < n; i++)
+        s->brs[i] = breakers_get(w->breakers, s->cfg->providers[s->mc->targets[i].provider].name);
+    int64_t now = clock_mono_us();
+    router_init(&s->router, n, s->brs, s->cfg->upstream_retries, s->cfg->breaker_failures,
+                s->cfg->breaker_cooldown_s, s->start_us + (int64_t)(s->cfg->timeout_s * 1e6),
+                (uint64_t)now ^ (uint64_t)(uintptr_t)s);
+    if (n == 0) { /* the model was validated before: cannot happen */
+        finish_error(s, ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    struct router_step step = router_first(&s->router, now);
+    set_target(s, step.target);
+    start_attempt(s);
+}
+
+/* Refuses the request before any stream: a JSON error (OpenAI's shape on /v1). */
+static void refuse(struct chat_stream *s, enum error_code code, const char *retry_after)
+{
+    char detail[1024], body[4096];
+    int status = error_status(code);
+    error_detail(detail, sizeof detail, code, NULL, NULL, NULL);
+    mw_log_error(s->cid, code, detail);
+    size_t len = s->enc->route == ROUTE_V1_CHAT
+                     ? error_openai_body(body, sizeof body, code, status, detail, NULL)
+                     : error_json_body(body, sizeof body, code, detail, s->cid);
+    struct http_header h[STREAM_MAX_HEADERS];
+    size_t n = 0;
+    h[n++] = (struct http_header){ "Content-Type", "application/json" };
+    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
+    h[n++] = (struct http_header){ "Retry-After", retry_after };
+    n = stream_headers(s, h, n);
+    http_respond(s->conn, status, h, n, body, len);
+    finish(s, OUTCOME_ERROR, status);
+}
+
+static void admitted(struct chat_stream *s, const struct limits_verdict *v)
+{
+    struct limits_header hs[LIMITS_MAX_HEADERS];
+    s->n_rl = limits_headers(v, hs);
+    memcpy(s->rl, hs, sizeof hs[0] * s->n_rl);
+    if (v->status == LIMITS_OK) {
+        set_state(s, ST_WAITING);
+        metrics_key_streams(s->w->metrics, s->key->name, 1);
+        s->key_counted = true;
+        begin_walk(s);
+        return;
+    }
+    char retry[24];
+    snprintf(retry, sizeof retry, "%ld", v->status == LIMITS_REFUSED ? v->retry_after_s : 1);
+    log_event(LOG_INFO, "limit_refused", s->cid, LOG_STR("key", s->key->name),
+              LOG_STR("reason", v->reason ? v->reason : "unavailable"));
+    refuse(s, v->status == LIMITS_REFUSED ? ERR_RATE_LIMITED : ERR_LIMITS_UNAVAILABLE, retry);
+}
+
+static void on_admitted(void *arg, const struct limits_verdict *v, struct limits_ticket *ticket)
+{
+    struct chat_stream *s = arg;
+    s->admission = NULL;
+    s->ticket = ticket;
+    admitted(s, v);
+}
+
+/* Asks the key's limits (at once in-process; Redis answers later), then walks. */
+static void admit(struct chat_stream *s)
+{
+    if (s->key == NULL) {
+        set_state(s, ST_WAITING);
+        begin_walk(s);
+        return;
+    }
+    struct limits_spec spec = { .name = s->key->name,
+                                .requests_per_minute = s->key->requests_per_minute,
+                                .tokens_per_minute = s->key->tokens_per_minute,
+                                .max_concurrent_streams = s->key->max_concurrent_streams };
+    struct limits_verdict v;
+    int rc = limits_admit(s->w->limits, &spec, clock_mono_us(), on_admitted, s, &v, &s->ticket,
+                          &s->admission);
+    if (rc == 1)
+        admitted(s, &v);
+    else if (rc < 0)
+        finish_error(s, ERR_INTERNAL, NULL, NULL);
+}
+
 bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
                        enum metric_route route, const struct key_conf *key, const char *model)
 {
@@ -618,7 +725,9 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
         mw_respond_error(w, c, req, enc->route, ERR_INTERNAL, NULL, NULL, 0);
         return;
     }
-    *s = (struct chat_stream){ .w = w, .enc = enc, .conn = c, .root = root, .model = model };
+    *s = (struct chat_stream){
+        .w = w, .enc = enc, .conn = c, .root = root, .model = model, .state = ST_ADMITTING
+    };
     memcpy(s->cid, req->cid, sizeof s->cid);
     s->cors_origin = mw_cors_origin(w->cfg, req);
     s->start_us = req->start_us;
@@ -636,22 +745,7 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     w->streams = s;
     http_conn_set_owner(c, &owner_ops, s);
     event_add(&s->timer, w->timeout_tv);
-    size_t n = s->mc ? s->mc->n_targets : 0;
-    if (n > STREAM_MAX_TARGETS)
-        n = STREAM_MAX_TARGETS;
-    for (size_t i = 0; i < n; i++)
-        s->brs[i] = breakers_get(w->breakers, s->cfg->providers[s->mc->targets[i].provider].name);
-    int64_t now = clock_mono_us();
-    router_init(&s->router, n, s->brs, s->cfg->upstream_retries, s->cfg->breaker_failures,
-                s->cfg->breaker_cooldown_s, s->start_us + (int64_t)(s->cfg->timeout_s * 1e6),
-                (uint64_t)now ^ (uint64_t)(uintptr_t)s);
-    if (n == 0) { /* validated before: cannot happen */
-        finish_error(s, ERR_INTERNAL, NULL, NULL);
-        return;
-    }
-    struct router_step step = router_first(&s->router, now);
-    set_target(s, step.target);
-    start_attempt(s);
+    admit(s);
 }
 
 void stream_abort_all(struct worker *w, enum error_code code)

@@ -23,9 +23,11 @@
 #include <stdint.h>
 
 #include "api/http.h"
+#include "api/middleware.h"
 #include "core/buf.h"
 #include "core/metrics.h"
 #include "models/error.h"
+#include "services/limits.h"
 #include "services/router.h"
 #include "services/sse.h"
 
@@ -58,7 +60,7 @@ struct stream_encoder {
     int (*error_answer)(struct chat_stream *s, enum error_code code, const char *detail);
 };
 
-enum stream_state { ST_WAITING, ST_BACKOFF, ST_STREAMING, ST_FINISHED };
+enum stream_state { ST_ADMITTING, ST_WAITING, ST_BACKOFF, ST_STREAMING, ST_FINISHED };
 
 struct chat_stream {
     struct worker *w;
@@ -81,6 +83,12 @@ struct chat_stream {
     const struct timeval *timeout_tv; /* its TIMEOUT_SECONDS, as a common timeout */
     const struct model_conf *mc;      /* the requested model's targets */
     const struct key_conf *key;       /* the caller's client key, NULL without client auth */
+    /* the key's limits */
+    struct limits_pending *admission; /* Redis's answer awaited (ST_ADMITTING) */
+    struct limits_ticket *ticket;     /* the admitted stream's slot, given back at finish */
+    struct limits_header rl[LIMITS_MAX_HEADERS]; /* x-ratelimit-* for every response */
+    size_t n_rl;
+    bool key_counted; /* counted in chatd_key_active_streams */
     /* the attempt */
     struct router router;
     struct breaker *brs[STREAM_MAX_TARGETS];
@@ -117,6 +125,12 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
 /* True when key may use model; else answers 403 forbidden (param "model"). */
 bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
                        enum metric_route route, const struct key_conf *key, const char *model);
+
+/* Appends the headers every response of this stream carries (correlation id,
+ * CORS, x-ratelimit-*) to h, which has room for STREAM_MAX_HEADERS; returns the count. */
+size_t stream_headers(const struct chat_stream *s, struct http_header *h, size_t n);
+
+#define STREAM_MAX_HEADERS (MW_MAX_HEADERS + LIMITS_MAX_HEADERS + 4)
 
 /* Writes the SSE response headers (200, text/event-stream) once. */
 void stream_send_headers(struct chat_stream *s);

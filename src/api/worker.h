@@ -20,6 +20,8 @@ struct http_server;
 struct provider;
 struct chat_stream;
 struct breakers;
+struct limits;
+struct limits;
 
 struct worker {
     int id;
@@ -31,8 +33,9 @@ struct worker {
     struct event_base *base;
     struct http_server *http;
     struct provider *provider;
-    struct breakers *breakers;        /* per provider, shared by the workers */
-    struct chat_stream *streams;      /* open streams, for draining */
+    struct breakers *breakers;   /* per provider, shared by the workers */
+    struct limits *limits;       /* client-key limits: in-process buckets or this loop's Redis */
+    struct chat_stream *streams; /* open streams, for draining */
     const struct timeval *timeout_tv; /* TIMEOUT_SECONDS as a libevent common timeout */
     struct buf scratch;               /* events encoded during one callback, then written at once */
     int listen_fd;
