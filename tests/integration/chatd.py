@@ -94,7 +94,7 @@ class Chatd:
         self.returncode = self.proc.wait(timeout)
         # Let the pump threads take the last lines.
         deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and not self.proc.stdout.closed:
+        while time.monotonic() < deadline and not (self.proc.stdout.closed and self.proc.stderr.closed):
             time.sleep(0.01)
         return self.returncode
 
