@@ -22,7 +22,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 PYTEST   := /usr/bin/python3 -m pytest
 
 .PHONY: all asan deps run test unit integration integration-asan format format-check \
-        bench-smoke clean
+        bench-smoke clean clients
 
 all: build/chatd
 
@@ -72,11 +72,17 @@ integration-asan: asan
 test: deps
 	$(MAKE) all asan
 	$(MAKE) unit
+	$(MAKE) clients
 	$(MAKE) integration
 	$(MAKE) integration-asan
 	$(MAKE) fuzz-smoke
 	$(MAKE) bench-smoke
 	$(MAKE) format-check
+
+# The real third-party clients (openai, Vercel AI SDK) of tests/integration/test_sdk_clients.py,
+# at the exact versions of tests/clients/package-lock.json.
+clients:
+	cd tests/clients && npm ci --no-audit --no-fund
 
 bench-smoke:
 	bench/smoke.sh

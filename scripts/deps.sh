@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev \
 libhttp-parser-dev libcmocka-dev clang clang-format libclang-rt-14-dev ca-certificates curl \
 python3 python3-pytest python3-httpx python3-aiohttp python3-pytest-asyncio \
-python3-prometheus-client valgrind libssl-dev"
+python3-prometheus-client valgrind nginx-light openssl libssl-dev"
 
 missing=""
 for p in $PACKAGES; do
@@ -14,6 +14,11 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+# node and npm run the SDK client tests (tests/clients). A node that is already there
+# (e.g. a newer one from NodeSource, which brings its own npm) is kept as it is.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 
 SUDO=""

@@ -10,9 +10,12 @@
 #include "models/error.h"
 
 struct worker;
+struct key_conf;
 
-/* Validates the request and starts its stream, or answers with an error. */
-void chat_start(struct worker *w, struct http_conn *c, struct http_request *req);
+/* Validates the request and starts its stream, or answers with an error. key is
+ * the caller's client key (NULL when client auth is off). */
+void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
+                const struct key_conf *key);
 
 /* Ends every open stream of the worker now with a final event for code. */
 void chat_abort_all(struct worker *w, enum error_code code);

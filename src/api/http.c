@@ -1,9 +1,15 @@
-/* http: see http.h. Connection life: IDLE → READING → HANDLING → (IDLE | LINGER) → freed.
+/* http: see http.h. Connection life: IDLE → READING → HANDLING → (IDLE | LINGER) → freed,
+ * every change through set_state(), which asserts it is one of these.
  * Owner callbacks (on_client_gone, on_drained) are only ever called from event
- * handlers, never from inside an http_* call, so owners need no re-entrancy care. */
+ * handlers, never from inside an http_* call, so owners need no re-entrancy care.
+ *
+ * The socket is only read and written at the edges (on_read, the sink): the
+ * rest works on the connection's buffers, so that a fuzz target can drive it
+ * with http_conn_feed/eof/writable/expire and no socket (fd -1). */
 #include "api/http.h"
 #include "api/http_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -27,6 +33,20 @@
 
 static void conn_free(struct http_conn *c);
 static void process_input(struct http_conn *c);
+static ssize_t parse_from(struct http_conn *c, const char *data, size_t len);
+
+/* The only way c->state changes; a transition not in the life above is a bug. */
+static void set_state(struct http_conn *c, enum conn_state to)
+{
+    static const unsigned legal[] = {
+        [CS_IDLE] = 1u << CS_READING,
+        [CS_READING] = 1u << CS_HANDLING,
+        [CS_HANDLING] = 1u << CS_IDLE | 1u << CS_LINGER,
+        [CS_LINGER] = 0,
+    };
+    assert(legal[c->state] & (1u << to));
+    c->state = to;
+}
 
 /* ---- timers and events ------------------------------------------------------------ */
 
@@ -41,6 +61,8 @@ static void enable_read(struct http_conn *c, bool on)
     if (on == c->reading_enabled)
         return;
     c->reading_enabled = on;
+    if (c->fd < 0)
+        return; /* fed by http_conn_feed: the caller looks at reading_enabled */
     if (on)
         event_add(&c->rev, NULL);
     else
@@ -63,8 +85,9 @@ static void start_linger(struct http_conn *c)
 {
     /* Half-close and read what the client still sends, so that unread request
      * bytes do not make the kernel reset the connection and destroy our answer. */
-    shutdown(c->fd, SHUT_WR);
-    c->state = CS_LINGER;
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_WR);
+    set_state(c, CS_LINGER);
     enable_read(c, true);
     event_add(&c->timer, c->srv->linger_tv);
 }
@@ -84,13 +107,14 @@ static void finish_response(struct http_conn *c)
 {
     if (!c->response_done || evbuffer_get_length(c->out) > 0)
         return;
+    assert(c->state == CS_HANDLING && c->req == NULL);
     event_del(&c->timer);
     c->response_done = false;
     if (!c->keep_alive || c->srv->draining) {
         start_linger(c);
         return;
     }
-    c->state = CS_IDLE;
+    set_state(c, CS_IDLE);
     enable_read(c, true);
     arm_timer(c, c->srv->client_tv);
     if (!c->processing && evbuffer_get_length(c->in) > 0)
@@ -108,7 +132,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case CS_READING:
         /* Too slow to send its request: answer 408 and close. */
         c->keep_alive = false;
-        c->state = CS_HANDLING;
+        set_state(c, CS_HANDLING);
         enable_read(c, false);
         c->srv->h.on_protocol_error(c, c->req, 408, c->srv->ctx);
         free_request(c);
@@ -173,23 +197,12 @@ static int read_some(struct evbuffer *in, int fd)
     return (int)n;
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* n more bytes from the client are in c->in. */
+static void conn_input(struct http_conn *c, size_t n)
 {
-    (void)what;
-    struct http_conn *c = arg;
-    int n = read_some(c->in, fd);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
-        if (c->state == CS_LINGER || c->state == CS_IDLE)
-            conn_free(c);
-        else
-            conn_gone(c);
-        return;
-    }
     switch (c->state) {
     case CS_LINGER:
-        c->lingered += (size_t)n;
+        c->lingered += n;
         evbuffer_drain(c->in, evbuffer_get_length(c->in));
         if (c->lingered > LINGER_BYTES)
             conn_free(c);
@@ -205,10 +218,71 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+void http_conn_eof(struct http_conn *c)
+{
+    if (c->state == CS_LINGER || c->state == CS_IDLE)
+        conn_free(c);
+    else
+        conn_gone(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct http_conn *c = arg;
+    int n = read_some(c->in, fd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0)
+        http_conn_eof(c);
+    else
+        conn_input(c, (size_t)n);
+}
+
+void http_conn_feed(struct http_conn *c, const char *data, size_t len)
+{
+    if (evbuffer_get_length(c->in) == 0 && (c->state == CS_IDLE || c->state == CS_READING)) {
+        /* Nothing waits before these bytes: parse them in place, keep the rest. */
+        assert(!c->processing);
+        c->processing = true;
+        ssize_t used = parse_from(c, data, len);
+        if (used < 0)
+            return;
+        c->processing = false;
+        data += used;
+        len -= (size_t)used;
+        if (len == 0)
+            return;
+    }
+    if (c->state == CS_LINGER && evbuffer_get_length(c->in) == 0) {
+        c->lingered += len; /* read and dropped, as on_read would */
+        if (c->lingered > LINGER_BYTES)
+            conn_free(c);
+        return;
+    }
+    evbuffer_add(c->in, data, len);
+    conn_input(c, len);
+}
+
+void http_conn_writable(struct http_conn *c)
+{
+    on_write(c->fd, EV_WRITE, c);
+}
+
+void http_conn_expire(struct http_conn *c)
+{
+    on_timer(c->fd, EV_TIMEOUT, c);
+}
+
+static ssize_t sock_sink(struct http_conn *c)
+{
+    return evbuffer_write(c->out, c->fd);
+}
+
 void http_conn_flush(struct http_conn *c)
 {
     while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        ssize_t n = c->srv->sink(c);
         if (n > 0) {
             c->written += (size_t)n;
             continue;
@@ -220,7 +294,7 @@ void http_conn_flush(struct http_conn *c)
         return;
     }
     if (evbuffer_get_length(c->out) > 0) {
-        if (!event_pending(&c->wev, EV_WRITE, NULL))
+        if (c->fd >= 0 && !event_pending(&c->wev, EV_WRITE, NULL))
             event_add(&c->wev, NULL);
         if (!event_pending(&c->timer, EV_TIMEOUT, NULL))
             arm_timer(c, c->srv->client_tv);
@@ -234,8 +308,9 @@ void http_conn_flush(struct http_conn *c)
 static void dispatch(struct http_conn *c)
 {
     struct http_request *req = c->req;
+    assert(req != NULL && req->method_name != NULL);
     event_del(&c->timer);
-    c->state = CS_HANDLING;
+    set_state(c, CS_HANDLING);
     c->head = req->method == HTTP_HEAD;
     c->http10 = req->http_minor == 0;
     c->keep_alive = req->keep_alive && !c->parser.upgrade;
@@ -246,54 +321,87 @@ static void dispatch(struct http_conn *c)
 static void protocol_error(struct http_conn *c, int status)
 {
     c->keep_alive = false;
-    c->state = CS_HANDLING;
+    set_state(c, CS_HANDLING);
     enable_read(c, false);
     if (!c->answered_early)
         c->srv->h.on_protocol_error(c, c->req, status, c->srv->ctx);
     free_request(c);
 }
 
-static struct http_request *new_request(void)
+/* The first byte of a request has arrived: IDLE → READING. */
+static int start_request(struct http_conn *c)
 {
-    struct http_request *req = calloc(1, sizeof *req);
-    if (req != NULL)
-        req->start_us = clock_mono_us();
-    return req;
+    assert(c->req == NULL && !c->response_done);
+    if ((c->req = calloc(1, sizeof *c->req)) == NULL)
+        return -ENOMEM;
+    c->req->start_us = c->srv->mono_us();
+    c->head = false; /* until on_headers_complete knows the method and version */
+    c->http10 = false;
+    http_lex_reset(&c->lex);
+    set_state(c, CS_READING);
+    arm_timer(c, c->srv->client_tv);
+    return 0;
+}
+
+/* Hands the parser what the lexer passes of data; returns the bytes it took. */
+static size_t parse_some(struct http_conn *c, const char *data, size_t len)
+{
+    bool bad;
+    size_t n = http_lex_scan(&c->lex, data, len, &bad);
+    size_t done = n > 0 ? http_parser_execute(&c->parser, &c->srv->settings, data, n) : 0;
+    enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+    if (err == HPE_PAUSED) {
+        http_parser_pause(&c->parser, 0);
+        dispatch(c);
+    } else if (err != HPE_OK) {
+        protocol_error(c, c->reject_status ? c->reject_status : 400);
+    } else if (bad || done < n) {
+        protocol_error(c, 400); /* a byte against RFC 9112, or parser and lexer disagree */
+    }
+    return done;
+}
+
+/* Reads requests from data while one may be read (c->processing set). Returns
+ * the bytes used, or -1 when the connection was freed. */
+static ssize_t parse_from(struct http_conn *c, const char *data, size_t len)
+{
+    size_t used = 0;
+    while ((c->state == CS_IDLE || c->state == CS_READING) && used < len) {
+        if (c->state == CS_IDLE && start_request(c) != 0) {
+            conn_free(c);
+            return -1;
+        }
+        used += parse_some(c, data + used, len - used);
+        if (c->state == CS_HANDLING && c->response_done && evbuffer_get_length(c->out) == 0)
+            finish_response(c);
+    }
+    return (ssize_t)used;
 }
 
 static void process_input(struct http_conn *c)
 {
+    assert(!c->processing);
     c->processing = true;
     while ((c->state == CS_IDLE || c->state == CS_READING) && evbuffer_get_length(c->in) > 0) {
-        if (c->state == CS_IDLE) {
-            if ((c->req = new_request()) == NULL) {
-                conn_free(c);
-                return;
-            }
-            c->state = CS_READING;
-            arm_timer(c, c->srv->client_tv);
-        }
         struct evbuffer_iovec v;
         evbuffer_peek(c->in, -1, NULL, &v, 1);
-        size_t done = http_parser_execute(&c->parser, &c->srv->settings, v.iov_base, v.iov_len);
-        evbuffer_drain(c->in, done);
-        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-        if (err == HPE_PAUSED) {
-            http_parser_pause(&c->parser, 0);
-            dispatch(c);
-        } else if (err != HPE_OK) {
-            protocol_error(c, c->reject_status ? c->reject_status : 400);
-        }
-        if (c->state == CS_HANDLING && c->response_done && evbuffer_get_length(c->out) == 0)
-            finish_response(c);
+        ssize_t used = parse_from(c, v.iov_base, v.iov_len);
+        if (used < 0)
+            return;
+        evbuffer_drain(c->in, (size_t)used);
     }
     c->processing = false;
 }
 
 /* ---- server and connection lifetime ---------------------------------------------- */
 
+static time_t wall_now(void)
+{
+    return time(NULL);
+}
+
 struct http_server *http_server_new(struct event_base *base, const struct http_handlers *h,
-                                    void *ctx, double client_timeout_s)
+                                    void *ctx, double client_timeout_s, size_t max_body)
 {
     struct http_server *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -301,6 +409,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_h
     s->base = base;
     s->h = *h;
     s->ctx = ctx;
+    s->max_body = max_body;
+    s->mono_us = clock_mono_us;
+    s->wall_s = wall_now;
+    s->sink = sock_sink;
     struct timeval tv = clock_timeval(client_timeout_s);
     struct timeval linger = { LINGER_SECONDS, 0 };
     if (timercmp(&tv, &linger, <))
@@ -320,18 +432,18 @@ void http_server_free(struct http_server *s)
     free(s);
 }
 
-int http_server_adopt(struct http_server *s, int fd)
+struct http_conn *http_conn_open(struct http_server *s, int fd)
 {
     struct http_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
-        return -ENOMEM;
+        return NULL;
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     if (c->in == NULL || c->out == NULL) {
         evbuffer_free(c->in);
         evbuffer_free(c->out);
         free(c);
-        return -ENOMEM;
+        return NULL;
     }
     c->srv = s;
     c->fd = fd;
@@ -348,7 +460,12 @@ int http_server_adopt(struct http_server *s, int fd)
     s->n_conns++;
     enable_read(c, true);
     arm_timer(c, s->client_tv);
-    return 0;
+    return c;
+}
+
+int http_server_adopt(struct http_server *s, int fd)
+{
+    return http_conn_open(s, fd) != NULL ? 0 : -ENOMEM;
 }
 
 static void conn_free(struct http_conn *c)
@@ -357,7 +474,8 @@ static void conn_free(struct http_conn *c)
     event_del(&c->rev);
     event_del(&c->wev);
     event_del(&c->timer);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     free_request(c);

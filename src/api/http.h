@@ -6,7 +6,10 @@
  * before the first token), and buffers unbounded input during a streamed reply.
  * This module is the small part of a server chatd needs: parsing with Node's
  * http-parser, hard limits, timeouts, keep-alive and pipelining, plain and
- * chunked responses, and write back-pressure with a drained callback.
+ * chunked responses, and write back-pressure with a drained callback. It holds
+ * requests to RFC 9112's rules for servers (see "HTTP conformance" in the
+ * README): what breaks one is answered through on_protocol_error and closes
+ * the connection.
  *
  * One connection serves one request at a time. The application sees two calls
  * per request (headers, then the complete request) and answers exactly once,
@@ -24,7 +27,7 @@ struct http_server;
 
 #define HTTP_MAX_TARGET       8192        /* request-target bytes; more gets 414 */
 #define HTTP_MAX_HEADER_BYTES 16384       /* all header names and values; more gets 431 */
-#define HTTP_MAX_BODY         (64 * 1024) /* body bytes; more gets 413 */
+#define HTTP_MAX_BODY         (64 * 1024) /* default body limit (http_server_new); more gets 413 */
 #define HTTP_HIGH_WATER       (16 * 1024) /* unsent bytes past which a stream should pause */
 
 /* A header chatd looks at; others are counted against the limit and dropped. */
@@ -40,14 +43,15 @@ struct http_hval {
 struct http_request {
     int method;              /* enum http_method of http_parser.h */
     const char *method_name; /* "GET", "POST", ... */
-    char *path;              /* request-target up to '?', NUL-terminated */
+    char *path; /* path of the request-target up to '?' (of an absolute-form target too),
+                 * or "*" (OPTIONS) or the authority (CONNECT); NUL-terminated */
     size_t path_len;
     size_t path_cap;
-    int http_minor;          /* 1.x */
+    int http_minor;          /* 0 or 1 (HTTP/1.2 and later 1.x count as 1.1) */
     bool keep_alive;         /* the client allows another request after this */
     bool has_body;           /* Content-Length > 0 or chunked */
     uint64_t content_length; /* from the header; 0 when absent or chunked */
-    struct http_hval content_type, correlation_id, authorization, origin, expect;
+    struct http_hval host, content_type, correlation_id, authorization, origin, expect;
     struct http_hval acr_method, acr_headers; /* Access-Control-Request-* */
     char *body;                               /* NUL-terminated; owned by the connection */
     size_t body_len;
@@ -68,8 +72,9 @@ struct http_handlers {
     /* The whole request has arrived; answer it now or later, exactly once. */
     void (*on_request)(struct http_conn *c, struct http_request *req, void *ctx);
     /* The request broke a rule of HTTP or a limit before the application could
-     * see it whole (status 400, 408, 413, 414 or 431): answer it with http_respond.
-     * req holds what was parsed so far. */
+     * see it whole (status 400, 408, 413, 414, 417, 431, 501 or 505): answer it
+     * with http_respond; the connection then closes. req holds what was parsed
+     * so far. */
     void (*on_protocol_error)(struct http_conn *c, struct http_request *req, int status, void *ctx);
 };
 
@@ -88,9 +93,10 @@ struct http_header {
 };
 
 /* Creates the per-worker server state. client_timeout_s bounds reading a request,
- * an idle keep-alive connection, and a client that stops reading. */
+ * an idle keep-alive connection, and a client that stops reading; a request body
+ * over max_body bytes gets 413 (before it is read when Content-Length says so). */
 struct http_server *http_server_new(struct event_base *base, const struct http_handlers *h,
-                                    void *ctx, double client_timeout_s);
+                                    void *ctx, double client_timeout_s, size_t max_body);
 
 /* Closes every connection and frees the server. */
 void http_server_free(struct http_server *s);

@@ -1,6 +1,8 @@
 /* http_parse: the http-parser callbacks that turn bytes into a struct
- * http_request, enforcing the limits (414, 431, 413) as they go. Part of the
- * http module (http.h); the connection side is http.c. */
+ * http_request, enforcing the limits (414, 431, 413) as they go and, once the
+ * header section is whole, RFC 9112's rules on the version, the target, Host,
+ * framing and Expect (http_check.c's functions). Part of the http module
+ * (http.h); the connection side is http.c, the byte-level syntax http_lex.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +32,8 @@ static int on_message_begin(http_parser *p)
     c->cur = NULL;
     c->reject_status = 0;
     c->answered_early = false;
+    memset(&c->te, 0, sizeof c->te);
+    memset(&c->cl, 0, sizeof c->cl);
     return 0;
 }
 
@@ -63,12 +67,17 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static struct http_hval *interesting(struct http_request *r, const char *name, size_t len)
+static struct http_hval *interesting(struct http_conn *c, const char *name, size_t len)
 {
+    if (len == 17 && strncasecmp(name, "transfer-encoding", len) == 0)
+        return &c->te;
+    if (len == 14 && strncasecmp(name, "content-length", len) == 0)
+        return &c->cl;
     static const struct {
         const char *name;
         size_t off;
     } known[] = {
+        { "host", offsetof(struct http_request, host) },
         { "content-type", offsetof(struct http_request, content_type) },
         { "x-correlation-id", offsetof(struct http_request, correlation_id) },
         { "authorization", offsetof(struct http_request, authorization) },
@@ -79,7 +88,7 @@ static struct http_hval *interesting(struct http_request *r, const char *name, s
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strlen(known[i].name) == len && strncasecmp(known[i].name, name, len) == 0)
-            return (struct http_hval *)((char *)r + known[i].off);
+            return (struct http_hval *)((char *)c->req + known[i].off);
     return NULL;
 }
 
@@ -107,9 +116,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct http_conn *c = conn_of(p);
     if (!c->in_value) { /* the name is complete */
         c->in_value = true;
-        c->cur =
-            c->hname_len < sizeof c->hname ? interesting(c->req, c->hname, c->hname_len) : NULL;
-        if (c->cur != NULL) {
+        c->cur = c->hname_len < sizeof c->hname ? interesting(c, c->hname, c->hname_len) : NULL;
+        if (p->flags & F_TRAILING)
+            c->cur = NULL; /* trailer fields are read and dropped, never merged (RFC 9110 §6.5) */
+        if (c->cur == &c->te && c->te.present) {
+            on_header_value(p, ", ", 2); /* a list split over lines is one list */
+        } else if (c->cur != NULL) {
             if (c->cur->present)
                 c->cur->invalid = true; /* sent twice: trust neither */
             c->cur->present = true;
@@ -135,25 +147,24 @@ static int on_headers_complete(http_parser *p)
     struct http_request *r = c->req;
     r->method = p->method;
     r->method_name = http_method_str((enum http_method)p->method);
-    r->http_minor = p->http_minor;
+    r->http_minor = p->http_minor > 1 ? 1 : p->http_minor; /* HTTP/1.x is read as 1.1 */
     r->keep_alive = http_should_keep_alive(p) != 0;
     /* content_length is ULLONG_MAX, not 0, when the header is absent */
     r->content_length = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
     r->has_body = (p->flags & F_CHUNKED) || r->content_length > 0;
+    c->head = r->method == HTTP_HEAD; /* for an answer before the request is whole */
+    c->http10 = r->http_minor == 0;
     if (r->path == NULL && on_url(p, "", 0) != 0)
-        return 1;
-    char *q = memchr(r->path, '?', r->path_len);
-    if (q != NULL) {
-        *q = '\0';
-        r->path_len = (size_t)(q - r->path);
-    }
-    if (r->content_length > HTTP_MAX_BODY)
-        return reject(c, 413);
+        return -1;
+    bool send_continue;
+    int status = http_check_head(c, p, &send_continue);
+    if (status != 0)
+        return reject(c, status);
     if (c->srv->h.on_headers(c, r, c->srv->ctx) == HTTP_ANSWERED) {
         c->answered_early = true;
         return reject(c, 0);
     }
-    if (r->has_body && r->expect.present && strcasecmp(r->expect.v, "100-continue") == 0) {
+    if (send_continue) { /* only now that the body will be read (RFC 9110 §10.1.1) */
         evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         http_conn_flush(c);
     }
@@ -164,7 +175,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = conn_of(p);
     struct http_request *r = c->req;
-    if (r->body_len + len > HTTP_MAX_BODY)
+    if (r->body_len + len > c->srv->max_body)
         return reject(c, 413);
     /* Grow to the announced length at once, else by doubling: a slow client
      * holds only what it has sent. */

@@ -1,6 +1,7 @@
 /* http_write: the response side of the http module (http.h): status line and
  * headers, whole responses, chunked streams, and when the next request may
  * start. The connection side is http.c. */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,19 +26,22 @@ const char *http_reason(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
 
 static const char *date_header(struct http_server *s)
 {
-    time_t now = time(NULL);
+    time_t now = s->wall_s();
     if (now != s->date_sec) {
         struct tm tm;
         gmtime_r(&now, &tm);
@@ -69,6 +73,8 @@ static char *put_header(char *p, char *end, const char *name, const char *value)
 static void write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
                        const char *length)
 {
+    /* One answer per request, from on_headers (READING) or later (HANDLING). */
+    assert((c->state == CS_READING || c->state == CS_HANDLING) && !c->response_done);
     char buf[4096];
     char *p = buf, *end = buf + sizeof buf;
     p += snprintf(p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status, http_reason(status));
@@ -108,8 +114,10 @@ void http_respond(struct http_conn *c, int status, const struct http_header *h, 
     char length[24];
     snprintf(length, sizeof length, "%zu", len);
     c->chunked = false;
-    write_head(c, status, h, nh, length);
-    if (!c->head && len > 0)
+    /* RFC 9110 §8.6, §15.3.5: no Content-Length and no body with 1xx or 204 */
+    bool bodiless = status < 200 || status == 204 || status == 304;
+    write_head(c, status, h, nh, bodiless && status != 304 ? NULL : length);
+    if (!c->head && !bodiless && len > 0)
         evbuffer_add(c->out, body, len);
     response_complete(c);
 }

@@ -47,17 +47,21 @@ size_t mw_common_headers(const struct config *cfg, const char *cid, const char *
                          struct http_header *h, size_t n)
 {
     h[n++] = (struct http_header){ "X-Correlation-Id", cid };
+    h[n++] = (struct http_header){ "X-Request-Id", cid }; /* what the OpenAI SDKs read */
     if (cors_origin != NULL) {
         h[n++] = (struct http_header){ "Access-Control-Allow-Origin", cors_origin };
-        h[n++] = (struct http_header){ "Access-Control-Expose-Headers", "X-Correlation-Id" };
+        h[n++] = (struct http_header){ "Access-Control-Expose-Headers",
+                                       "X-Correlation-Id, X-Request-Id" };
     }
     if (cfg->cors_origins.n > 0) /* the answer depends on Origin: caches must know */
         h[n++] = (struct http_header){ "Vary", "Origin" };
     return n;
 }
 
-bool mw_authorized(const struct config *cfg, const struct http_request *req)
+bool mw_authorized(const struct config *cfg, const struct http_request *req,
+                   const struct key_conf **key)
 {
+    *key = NULL;
     if (!config_auth_enabled(cfg))
         return true;
     const struct http_hval *h = &req->authorization;
@@ -67,7 +71,8 @@ bool mw_authorized(const struct config *cfg, const struct http_request *req)
     while (*token == ' ')
         token++;
     /* Hashes the token and compares it with every key in constant time. */
-    return config_find_key(cfg, token, strlen(token)) != NULL;
+    *key = config_find_key(cfg, token, strlen(token));
+    return *key != NULL;
 }
 
 void mw_log_complete(const char *cid, int status, enum outcome outcome, int64_t start_us,
@@ -103,9 +108,16 @@ static void respond(struct worker *w, struct http_conn *c, struct http_request *
                     req->start_us, 0);
 }
 
-void mw_respond_error(struct worker *w, struct http_conn *c, struct http_request *req,
-                      enum metric_route route, enum error_code code, const char *detail,
-                      const struct http_header *extra, size_t n_extra)
+bool mw_openai_shaped(const struct http_request *req)
+{
+    return req->path != NULL && strncmp(req->path, "/v1", 3) == 0 &&
+           (req->path[3] == '/' || req->path[3] == '\0');
+}
+
+void mw_respond_error_as(struct worker *w, struct http_conn *c, struct http_request *req,
+                         enum metric_route route, enum error_code code, int status,
+                         const char *detail, const char *param, const struct http_header *extra,
+                         size_t n_extra)
 {
     char text[1024], body[8192];
     mw_begin(req);
@@ -114,8 +126,17 @@ void mw_respond_error(struct worker *w, struct http_conn *c, struct http_request
         detail = text;
     }
     mw_log_error(req->cid, code, detail);
-    size_t len = error_json_body(body, sizeof body, code, detail, req->cid);
-    respond(w, c, req, route, error_status(code), "application/json", body, len, extra, n_extra);
+    size_t len = mw_openai_shaped(req)
+                     ? error_openai_body(body, sizeof body, code, status, detail, param)
+                     : error_json_body(body, sizeof body, code, detail, req->cid);
+    respond(w, c, req, route, status, "application/json", body, len, extra, n_extra);
+}
+
+void mw_respond_error(struct worker *w, struct http_conn *c, struct http_request *req,
+                      enum metric_route route, enum error_code code, const char *detail,
+                      const struct http_header *extra, size_t n_extra)
+{
+    mw_respond_error_as(w, c, req, route, code, error_status(code), detail, NULL, extra, n_extra);
 }
 
 void mw_respond_ok(struct worker *w, struct http_conn *c, struct http_request *req,

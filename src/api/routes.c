@@ -9,6 +9,7 @@
 
 #include "api/chat.h"
 #include "api/middleware.h"
+#include "api/openai_api.h"
 #include "api/worker.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -24,7 +25,22 @@ static const struct route routes[] = {
     { "/chat", ROUTE_CHAT, "POST, OPTIONS" },
     { "/health", ROUTE_HEALTH, "GET, HEAD" },
     { "/metrics", ROUTE_METRICS, "GET, HEAD" },
+    { "/v1/chat/completions", ROUTE_V1_CHAT, "POST, OPTIONS" },
+    { "/v1/models", ROUTE_V1_MODELS, "GET, HEAD, OPTIONS" },
+    { "/ready", ROUTE_READY, "GET, HEAD" },
 };
+
+/* Routes that start a stream: POST with a JSON body. */
+static bool is_stream_route(enum metric_route id)
+{
+    return id == ROUTE_CHAT || id == ROUTE_V1_CHAT;
+}
+
+/* Routes open without a client key. */
+static bool is_open_route(enum metric_route id)
+{
+    return id == ROUTE_HEALTH || id == ROUTE_READY;
+}
 
 static const struct route *find_route(const struct http_request *req)
 {
@@ -37,7 +53,10 @@ static const struct route *find_route(const struct http_request *req)
 static bool method_allowed(const struct route *r, int method)
 {
     switch (r->id) {
-    case ROUTE_CHAT: return method == HTTP_POST || method == HTTP_OPTIONS;
+    case ROUTE_CHAT:
+    case ROUTE_V1_CHAT: return method == HTTP_POST || method == HTTP_OPTIONS;
+    case ROUTE_V1_MODELS:
+        return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS;
     default: return method == HTTP_GET || method == HTTP_HEAD;
     }
 }
@@ -57,19 +76,21 @@ static bool is_json(const struct http_hval *ct)
 
 /* The first rule the request breaks before its body is looked at, or -1. The
  * order is: route, method, client key, draining, media type. */
-static int precheck(struct worker *w, struct http_request *req, const struct route **out)
+static int precheck(struct worker *w, struct http_request *req, const struct route **out,
+                    const struct key_conf **key)
 {
     const struct route *r = find_route(req);
     *out = r;
+    *key = NULL;
     if (r == NULL)
         return ERR_NOT_FOUND;
     if (!method_allowed(r, req->method))
         return ERR_METHOD_NOT_ALLOWED;
-    if (req->method == HTTP_OPTIONS || r->id == ROUTE_HEALTH)
+    if (req->method == HTTP_OPTIONS || is_open_route(r->id))
         return -1;
-    if (!mw_authorized(w->cfg, req))
+    if (!mw_authorized(w->cfg, req, key))
         return ERR_UNAUTHORIZED;
-    if (r->id != ROUTE_CHAT)
+    if (!is_stream_route(r->id))
         return -1;
     if (w->draining)
         return ERR_SHUTTING_DOWN;
@@ -98,8 +119,9 @@ static enum http_verdict on_headers(struct http_conn *c, struct http_request *re
 {
     struct worker *w = ctx;
     const struct route *r;
+    const struct key_conf *key;
     mw_begin(req);
-    int code = precheck(w, req, &r);
+    int code = precheck(w, req, &r, &key);
     if (code < 0 || !req->has_body)
         return HTTP_READ_BODY; /* without a body to skip, answer once it is complete */
     refuse(w, c, req, r, (enum error_code)code);
@@ -116,6 +138,19 @@ static void health(struct worker *w, struct http_conn *c, struct http_request *r
     }
     int n = snprintf(body, sizeof body, "{\"status\":\"healthy\",\"timestamp\":\"%s\"}", ts);
     mw_respond_ok(w, c, req, ROUTE_HEALTH, 200, "application/json", body, (size_t)n, NULL, 0);
+}
+
+static void ready(struct worker *w, struct http_conn *c, struct http_request *req)
+{
+    if (w->draining) {
+        static const char body[] = "{\"status\":\"draining\"}";
+        struct http_header h[1] = { { "Retry-After", "1" } };
+        http_conn_close_after(c);
+        mw_respond_ok(w, c, req, ROUTE_READY, 503, "application/json", body, sizeof body - 1, h, 1);
+        return;
+    }
+    static const char body[] = "{\"status\":\"ready\"}";
+    mw_respond_ok(w, c, req, ROUTE_READY, 200, "application/json", body, sizeof body - 1, NULL, 0);
 }
 
 static void metrics(struct worker *w, struct http_conn *c, struct http_request *req)
@@ -135,22 +170,24 @@ static void preflight(struct worker *w, struct http_conn *c, struct http_request
 {
     struct http_header h[5];
     size_t n = 0;
-    h[n++] = (struct http_header){ "Allow", "POST, OPTIONS" };
+    const struct route *r = find_route(req);
+    h[n++] = (struct http_header){ "Allow", r->allow };
     if (mw_cors_origin(w->cfg, req) != NULL && req->acr_method.present) {
-        h[n++] = (struct http_header){ "Access-Control-Allow-Methods", "POST, OPTIONS" };
+        h[n++] = (struct http_header){ "Access-Control-Allow-Methods", r->allow };
         h[n++] = (struct http_header){ "Access-Control-Allow-Headers",
                                        "Content-Type, Authorization, X-Correlation-Id" };
         h[n++] = (struct http_header){ "Access-Control-Max-Age", "600" };
     }
-    mw_respond_ok(w, c, req, ROUTE_CHAT, 204, "text/plain", "", 0, h, n);
+    mw_respond_ok(w, c, req, r->id, 204, "text/plain", "", 0, h, n);
 }
 
 static void on_request(struct http_conn *c, struct http_request *req, void *ctx)
 {
     struct worker *w = ctx;
     const struct route *r;
+    const struct key_conf *key;
     mw_begin(req);
-    int code = precheck(w, req, &r);
+    int code = precheck(w, req, &r, &key);
     if (code >= 0) {
         refuse(w, c, req, r, (enum error_code)code);
         return;
@@ -161,8 +198,14 @@ static void on_request(struct http_conn *c, struct http_request *req, void *ctx)
         health(w, c, req);
     else if (r->id == ROUTE_METRICS)
         metrics(w, c, req);
+    else if (r->id == ROUTE_READY)
+        ready(w, c, req);
+    else if (r->id == ROUTE_V1_MODELS)
+        v1_models(w, c, req, key);
+    else if (r->id == ROUTE_V1_CHAT)
+        v1_chat_start(w, c, req, key);
     else
-        chat_start(w, c, req);
+        chat_start(w, c, req, key);
 }
 
 static void on_protocol_error(struct http_conn *c, struct http_request *req, int status, void *ctx)
@@ -172,7 +215,10 @@ static void on_protocol_error(struct http_conn *c, struct http_request *req, int
     case 408: code = ERR_REQUEST_TIMEOUT; break;
     case 413: code = ERR_PAYLOAD_TOO_LARGE; break;
     case 414: code = ERR_URI_TOO_LONG; break;
+    case 417: code = ERR_EXPECTATION_FAILED; break;
     case 431: code = ERR_HEADERS_TOO_LARGE; break;
+    case 501: code = ERR_NOT_IMPLEMENTED; break;
+    case 505: code = ERR_VERSION_UNSUPPORTED; break;
     default: code = ERR_BAD_REQUEST;
     }
     const struct route *r = find_route(req);

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "services/provider.h"
+#include "services/router.h"
 
 #define ACCEPT_BATCH        64
 #define ACCEPT_PAUSE_MS     100
@@ -269,6 +270,8 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
         return;
     struct config *old = w->cfg;
     w->cfg = next; /* the reference the main thread took for this worker */
+    struct timeval tv = clock_timeval(next->timeout_s); /* streams keep the one they started with */
+    w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
     config_unref(old);
 }
 
@@ -324,7 +327,8 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct metr
         return -1;
     struct timeval tv = clock_timeval(cfg->timeout_s);
     w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
-    w->http = http_server_new(w->base, &routes_handlers, w, cfg->client_timeout_s);
+    w->http = http_server_new(w->base, &routes_handlers, w, cfg->client_timeout_s,
+                              cfg->max_request_bytes);
     w->provider = provider_new(w->base, cfg);
     w->accept_ev = event_new(w->base, listen_fd, EV_READ | EV_PERSIST, on_accept, w);
     w->resume_ev = evtimer_new(w->base, on_resume, w);
@@ -462,6 +466,17 @@ static int open_all(const struct config *cfg, struct listen_addr *a, int *fds)
     return 0;
 }
 
+/* At each scrape: every provider's breaker state, which time alone changes. */
+static void render_breakers(void *ctx, struct metrics *m)
+{
+    struct breakers *b = ctx;
+    int64_t now = clock_mono_us();
+    for (size_t i = 0; i < breakers_count(b); i++) {
+        struct breaker *br = breakers_at(b, i);
+        metrics_breaker_state(m, breaker_name(br), breaker_state(br, now));
+    }
+}
+
 int server_run(struct config *cfg)
 {
     int n = cfg->workers, rc = 1;
@@ -470,10 +485,12 @@ int server_run(struct config *cfg)
     struct worker *ws = calloc((size_t)n, sizeof *ws);
     struct runner *runners = calloc((size_t)n, sizeof *runners);
     struct metrics *m = metrics_new(n);
+    struct breakers *breakers = breakers_new();
     _Atomic int stopped = 0;
     int started = 0;
-    if (fds == NULL || ws == NULL || runners == NULL || m == NULL)
+    if (fds == NULL || ws == NULL || runners == NULL || m == NULL || breakers == NULL)
         goto out;
+    metrics_on_render(m, render_breakers, breakers);
     for (int i = 0; i < n; i++)
         fds[i] = -1;
     if ((rc = open_all(cfg, &addr, fds)) != 0)
@@ -490,6 +507,7 @@ int server_run(struct config *cfg)
                     i);
             goto out;
         }
+        ws[i].breakers = breakers;
     }
     sigset_t set;
     sigemptyset(&set);
@@ -530,6 +548,7 @@ out:
         if (fds[i] >= 0)
             close(fds[i]);
     metrics_free(m);
+    breakers_free(breakers);
     free(runners);
     free(ws);
     free(fds);

@@ -19,6 +19,7 @@ struct timeval;
 struct http_server;
 struct provider;
 struct chat_stream;
+struct breakers;
 
 struct worker {
     int id;
@@ -30,6 +31,7 @@ struct worker {
     struct event_base *base;
     struct http_server *http;
     struct provider *provider;
+    struct breakers *breakers;        /* per provider, shared by the workers */
     struct chat_stream *streams;      /* open streams, for draining */
     const struct timeval *timeout_tv; /* TIMEOUT_SECONDS as a libevent common timeout */
     struct buf scratch;               /* events encoded during one callback, then written at once */

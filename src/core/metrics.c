@@ -1,59 +1,67 @@
-/* metrics: see metrics.h. */
+/* metrics: see metrics.h; the layout is in metrics_internal.h, the text in
+ * metrics_render.c. */
 #include "core/metrics.h"
 
-#include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const int statuses[] = { 200, 204, 400, 401, 403, 404, 405, 408, 413,
-                                414, 415, 429, 431, 500, 502, 503, 504 };
-#define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* last: any other */
+#include "core/metrics_internal.h"
 
-static const double ttft_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                      0.5,   1,      2.5,   5,    10,    30,   60 };
-static const double dur_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
-                                     5,    10,   30,  60,   120, 300, 600 };
-#define N_TTFT (sizeof ttft_bounds / sizeof ttft_bounds[0])
-#define N_DUR  (sizeof dur_bounds / sizeof dur_bounds[0])
-
-typedef _Atomic uint64_t counter;
-
-struct histogram_ttft {
-    counter buckets[N_TTFT + 1]; /* per bucket, not cumulative; last is +Inf */
-    counter sum_us;
-};
-
-struct histogram_dur {
-    counter buckets[N_DUR + 1];
-    counter sum_us;
-};
-
-struct metrics_shard {
-    counter requests[ROUTE_COUNT][N_STATUS];
-    counter outcomes[OUTCOME_COUNT];
-    counter upstream_errors[ERR_COUNT];
-    counter prompt_tokens, completion_tokens, disconnects, accept_pauses;
-    struct histogram_ttft ttft;
-    struct histogram_dur dur;
-} __attribute__((aligned(64)));
-
-struct metrics {
-    int n;
-    struct metrics_shard *shards;
-    _Atomic int64_t active_streams;
-};
-
-static void add(counter *c, uint64_t v)
+/* value with backslash, " and newline escaped as the text format wants in a label value. */
+static char *escape_label(const char *value)
 {
-    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+    size_t n = 0;
+    for (const char *p = value; *p; p++)
+        n += *p == '\\' || *p == '"' || *p == '\n' ? 2 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (const char *p = value; *p; p++) {
+        if (*p == '\\' || *p == '"' || *p == '\n')
+            *o++ = '\\';
+        *o++ = *p == '\n' ? 'n' : *p;
+    }
+    *o = '\0';
+    return out;
 }
 
-static uint64_t get(counter *c)
+static int find_name(struct names *t, int from, int n, const char *value)
 {
-    return atomic_load_explicit(c, memory_order_relaxed);
+    for (int i = from; i < n; i++)
+        if (strcmp(t->raw[i], value) == 0)
+            return i;
+    return -1;
+}
+
+/* The index of value in t, added on first use; OTHER when t is full (or no memory). */
+static int intern(struct metrics *m, struct names *t, const char *value)
+{
+    if (value == NULL)
+        return OTHER;
+    int seen = atomic_load_explicit(&t->n, memory_order_acquire);
+    int i = find_name(t, 0, seen, value);
+    if (i >= 0)
+        return i;
+    pthread_mutex_lock(&m->names_mu);
+    int n = atomic_load_explicit(&t->n, memory_order_relaxed);
+    i = find_name(t, seen, n, value);
+    if (i < 0 && n < METRICS_MAX_NAMES) {
+        t->raw[n] = strdup(value);
+        t->escaped[n] = escape_label(value);
+        if (t->raw[n] != NULL && t->escaped[n] != NULL) {
+            i = n;
+            atomic_store_explicit(&t->n, n + 1, memory_order_release);
+        } else {
+            free(t->raw[n]);
+            free(t->escaped[n]);
+            t->raw[n] = t->escaped[n] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->names_mu);
+    return i >= 0 ? i : OTHER;
 }
 
 struct metrics *metrics_new(int n_shards)
@@ -67,13 +75,36 @@ struct metrics *metrics_new(int n_shards)
         return NULL;
     }
     memset(m->shards, 0, sizeof(struct metrics_shard) * (size_t)n_shards);
+    for (int i = 0; i < n_shards; i++)
+        m->shards[i].m = m;
     m->n = n_shards;
+    if (pthread_mutex_init(&m->names_mu, NULL) != 0) {
+        free(m->shards);
+        free(m);
+        return NULL;
+    }
+    /* The known reasons render (as 0) before the first refusal, for alerts and rate(). */
+    static const char *const reasons[] = { "requests", "tokens", "concurrency", "unavailable" };
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        intern(m, &m->reasons, reasons[i]);
     return m;
+}
+
+static void names_free(struct names *t)
+{
+    for (int i = 0; i < atomic_load(&t->n); i++) {
+        free(t->raw[i]);
+        free(t->escaped[i]);
+    }
 }
 
 void metrics_free(struct metrics *m)
 {
     if (m != NULL) {
+        names_free(&m->providers);
+        names_free(&m->reasons);
+        names_free(&m->keys);
+        pthread_mutex_destroy(&m->names_mu);
         free(m->shards);
         free(m);
     }
@@ -167,153 +198,69 @@ int64_t metrics_active_streams(struct metrics *m)
     return atomic_load_explicit(&m->active_streams, memory_order_relaxed);
 }
 
-/* ---- rendering --------------------------------------------------------------------- */
+/* ---- labelled series --------------------------------------------------------------- */
 
-struct text {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct text *t, const char *fmt, ...)
+void metrics_upstream_attempt(struct metrics_shard *s, const char *provider, const char *outcome)
 {
-    for (int attempt = 0; attempt < 2 && !t->oom; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->oom = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2 + (size_t)n;
-        char *grown = realloc(t->p, cap);
-        if (grown == NULL) {
-            t->oom = true;
-            return;
-        }
-        t->p = grown;
-        t->cap = cap;
-    }
+    size_t o = 0;
+    while (o < N_ATTEMPT_OUTCOME - 1 && (outcome == NULL || strcmp(attempt_outcomes[o], outcome)))
+        o++;
+    add(&s->attempts[intern(s->m, &s->m->providers, provider)][o], 1);
 }
 
-static void header(struct text *t, const char *name, const char *type, const char *help)
+void metrics_retry(struct metrics_shard *s, const char *provider)
 {
-    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    add(&s->retries[intern(s->m, &s->m->providers, provider)], 1);
 }
 
-#define SUM(m, expr)                                     \
-    ({                                                   \
-        uint64_t sum_ = 0;                               \
-        for (int i_ = 0; i_ < (m)->n; i_++) {            \
-            struct metrics_shard *s_ = &(m)->shards[i_]; \
-            sum_ += get(&s_->expr);                      \
-        }                                                \
-        sum_;                                            \
-    })
-
-static void render_requests(struct text *t, struct metrics *m)
+void metrics_fallback(struct metrics_shard *s, const char *provider)
 {
-    static const char *const routes[] = {
-        "/chat", "/v1/chat/completions", "/v1/models", "/health", "/ready", "/metrics", "/", "other"
-    };
-    header(t, "chatd_http_requests_total", "counter", "HTTP responses sent, by route and status.");
-    for (int r = 0; r < ROUTE_COUNT; r++) {
-        for (size_t st = 0; st < N_STATUS; st++) {
-            uint64_t v = SUM(m, requests[r][st]);
-            if (v == 0 && !(r == ROUTE_CHAT && st == 0))
-                continue;
-            if (st < N_STATUS - 1)
-                put(t, "chatd_http_requests_total{route=\"%s\",status=\"%d\"} %lu\n", routes[r],
-                    statuses[st], (unsigned long)v);
-            else
-                put(t, "chatd_http_requests_total{route=\"%s\",status=\"other\"} %lu\n", routes[r],
-                    (unsigned long)v);
-        }
-    }
+    add(&s->fallbacks[intern(s->m, &s->m->providers, provider)], 1);
 }
 
-static void render_histogram(struct text *t, struct metrics *m, const char *name, const char *help,
-                             const double *bounds, size_t n, size_t offset)
+void metrics_provider_first_token(struct metrics_shard *s, const char *provider, double seconds)
 {
-    header(t, name, "histogram", help);
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= n; b++) {
-        for (int i = 0; i < m->n; i++)
-            cumulative += get((counter *)((char *)&m->shards[i] + offset) + b);
-        if (b < n)
-            put(t, "%s_bucket{le=\"%g\"} %lu\n", name, bounds[b], (unsigned long)cumulative);
-        else
-            put(t, "%s_bucket{le=\"+Inf\"} %lu\n", name, (unsigned long)cumulative);
-    }
-    uint64_t sum_us = 0;
-    for (int i = 0; i < m->n; i++)
-        sum_us += get((counter *)((char *)&m->shards[i] + offset) + n + 1);
-    put(t, "%s_sum %.6f\n%s_count %lu\n", name, (double)sum_us / 1e6, name,
-        (unsigned long)cumulative);
+    struct histogram_ttft *h = &s->provider_ttft[intern(s->m, &s->m->providers, provider)];
+    add(&h->buckets[bucket_of(ttft_bounds, N_TTFT, seconds)], 1);
+    add(&h->sum_us, to_us(seconds));
 }
 
-static void render_streams(struct text *t, struct metrics *m)
+void metrics_breaker_state(struct metrics *m, const char *provider, int state)
 {
-    header(t, "chatd_streams_total", "counter", "/chat requests ended, by outcome.");
-    for (int o = 0; o < OUTCOME_COUNT; o++)
-        put(t, "chatd_streams_total{outcome=\"%s\"} %lu\n", metrics_outcome_name(o),
-            (unsigned long)SUM(m, outcomes[o]));
-    header(t, "chatd_active_streams", "gauge", "/chat streams open right now.");
-    put(t, "chatd_active_streams %ld\n", (long)metrics_active_streams(m));
-    render_histogram(t, m, "chatd_time_to_first_token_seconds",
-                     "Seconds from a /chat request to its first token.", ttft_bounds, N_TTFT,
-                     offsetof(struct metrics_shard, ttft));
-    render_histogram(t, m, "chatd_stream_duration_seconds",
-                     "Seconds from a /chat request to the end of its stream.", dur_bounds, N_DUR,
-                     offsetof(struct metrics_shard, dur));
+    int p = intern(m, &m->providers, provider);
+    if (p != OTHER) /* one gauge cannot stand for many providers */
+        atomic_store_explicit(&m->breaker_state[p], state, memory_order_relaxed);
 }
 
-static void render_counters(struct text *t, struct metrics *m)
+void metrics_limit_refused(struct metrics_shard *s, const char *reason)
 {
-    header(t, "chatd_tokens_total", "counter", "Tokens of finished streams, from provider usage.");
-    put(t, "chatd_tokens_total{type=\"prompt\"} %lu\n", (unsigned long)SUM(m, prompt_tokens));
-    put(t, "chatd_tokens_total{type=\"completion\"} %lu\n",
-        (unsigned long)SUM(m, completion_tokens));
-    header(t, "chatd_upstream_errors_total", "counter",
-           "Streams ended by a provider failure, by error code.");
-    for (int e = ERR_UPSTREAM_UNREACHABLE; e <= ERR_UPSTREAM_TIMEOUT; e++) {
-        if (e == ERR_UPSTREAM_TLS || e == ERR_UPSTREAM_NOT_FOUND)
-            continue; /* counted under the code they share */
-        uint64_t v = SUM(m, upstream_errors[e]);
-        if (e == ERR_UPSTREAM_UNREACHABLE)
-            v += SUM(m, upstream_errors[ERR_UPSTREAM_TLS]);
-        if (e == ERR_UPSTREAM_BAD_REQUEST)
-            v += SUM(m, upstream_errors[ERR_UPSTREAM_NOT_FOUND]);
-        put(t, "chatd_upstream_errors_total{code=\"%s\"} %lu\n", error_code_name(e),
-            (unsigned long)v);
-    }
-    header(t, "chatd_client_disconnects_total", "counter",
-           "Clients that went away before their stream ended.");
-    put(t, "chatd_client_disconnects_total %lu\n", (unsigned long)SUM(m, disconnects));
-    header(t, "chatd_accept_pauses_total", "counter",
-           "Times accepting paused because file descriptors ran out.");
-    put(t, "chatd_accept_pauses_total %lu\n", (unsigned long)SUM(m, accept_pauses));
+    add(&s->limit_refused[intern(s->m, &s->m->reasons, reason)], 1);
 }
 
-char *metrics_render(struct metrics *m, size_t *len)
+void metrics_redis_rtt(struct metrics_shard *s, double seconds)
 {
-    struct text t = { malloc(8192), 0, 8192, false };
-    if (t.p == NULL)
-        return NULL;
-    render_requests(&t, m);
-    render_streams(&t, m);
-    render_counters(&t, m);
-    if (t.oom) {
-        free(t.p);
-        return NULL;
-    }
-    *len = t.len;
-    return t.p;
+    add(&s->redis_rtt.buckets[bucket_of(redis_bounds, N_REDIS, seconds)], 1);
+    add(&s->redis_rtt.sum_us, to_us(seconds));
+}
+
+void metrics_redis_error(struct metrics_shard *s)
+{
+    add(&s->redis_errors, 1);
+}
+
+void metrics_redis_unavailable(struct metrics_shard *s)
+{
+    add(&s->redis_unavailable, 1);
+}
+
+void metrics_key_streams(struct metrics *m, const char *key_name, int delta)
+{
+    atomic_fetch_add_explicit(&m->key_streams[intern(m, &m->keys, key_name)], delta,
+                              memory_order_relaxed);
+}
+
+void metrics_on_render(struct metrics *m, void (*fn)(void *ctx, struct metrics *m), void *ctx)
+{
+    m->on_render = fn;
+    m->on_render_ctx = ctx;
 }

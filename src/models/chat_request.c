@@ -104,6 +104,59 @@ static int check_message(json_t *root, struct chat_request *req, struct chat_req
     return 0;
 }
 
+#define HISTORY_RULE                                                                          \
+    "\"history\" is the conversation before \"message\", oldest first: at most 100 objects "  \
+    "{\"role\": \"user\" or \"assistant\", \"content\": a non-empty string of at most 32000 " \
+    "characters}"
+
+static int check_turn(json_t *t, size_t i, struct chat_request_error *err)
+{
+    char *f = err->field_buf;
+    snprintf(f, sizeof err->field_buf, "history[%zu]", i);
+    if (!json_is_object(t))
+        return fail(err, f, "Send each turn as an object with \"role\" and \"content\"",
+                    HISTORY_RULE, "The field \"%s\" is %s, not an object", f, type_name(t));
+    json_t *role = json_object_get(t, "role"), *content = json_object_get(t, "content");
+    const char *r = json_is_string(role) ? json_string_value(role) : "";
+    snprintf(f, sizeof err->field_buf, "history[%zu].role", i);
+    if (strcmp(r, "user") != 0 && strcmp(r, "assistant") != 0)
+        return fail(err, f, "Set \"role\" to \"user\" or \"assistant\"", HISTORY_RULE,
+                    "The field \"%s\" is %s", f,
+                    role == NULL ? "missing" : "not \"user\" or \"assistant\"");
+    snprintf(f, sizeof err->field_buf, "history[%zu].content", i);
+    if (!json_is_string(content))
+        return fail(err, f, "Send the turn's text as a string", HISTORY_RULE,
+                    "The field \"%s\" is %s, not a string", f,
+                    content ? type_name(content) : "missing");
+    size_t len = json_string_length(content);
+    size_t chars = chat_utf8_chars(json_string_value(content), len);
+    if (len == 0)
+        return fail(err, f, "Leave empty turns out of the history", HISTORY_RULE,
+                    "The field \"%s\" is empty", f);
+    if (chars > CHAT_MAX_HISTORY_CHARS)
+        return fail(err, f, "Shorten the turn to 32000 characters or fewer", HISTORY_RULE,
+                    "The field \"%s\" is too long (%zu characters)", f, chars);
+    return 0;
+}
+
+static int check_history(json_t *root, struct chat_request *req, struct chat_request_error *err)
+{
+    json_t *h = json_object_get(root, "history");
+    if (h == NULL || json_is_null(h))
+        return 0;
+    if (!json_is_array(h))
+        return fail(err, "history", "Send the history as a JSON array, or leave it out",
+                    HISTORY_RULE, "The field \"history\" is %s, not an array", type_name(h));
+    if (json_array_size(h) > CHAT_MAX_HISTORY)
+        return fail(err, "history", "Send only the last 100 turns", HISTORY_RULE,
+                    "The field \"history\" has %zu turns", json_array_size(h));
+    for (size_t i = 0; i < json_array_size(h); i++)
+        if (check_turn(json_array_get(h, i), i, err) != 0)
+            return -EINVAL;
+    req->history = json_array_size(h) ? h : NULL;
+    return 0;
+}
+
 static void list_models(const struct config *cfg, char *out, size_t n)
 {
     size_t used = (size_t)snprintf(out, n, "This server allows the models:");
@@ -227,7 +280,8 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                   "The request body is %s, not a JSON object", type_name(root));
     } else if ((rc = check_message(root, req, err)) == 0 &&
                (rc = check_model(root, cfg, req, err)) == 0) {
-        rc = check_max_tokens(root, cfg, req, ints_as_reals, err);
+        if ((rc = check_max_tokens(root, cfg, req, ints_as_reals, err)) == 0)
+            rc = check_history(root, req, err);
     }
     if (rc != 0) {
         json_decref(root);

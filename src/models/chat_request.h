@@ -10,6 +10,8 @@
 struct config;
 
 #define CHAT_MAX_MESSAGE_CHARS 8000
+#define CHAT_MAX_HISTORY       100   /* turns before the message */
+#define CHAT_MAX_HISTORY_CHARS 32000 /* code points of one turn */
 
 struct chat_request {
     void *root;           /* the parsed body (json_t), owning the strings below */
@@ -18,13 +20,16 @@ struct chat_request {
     size_t message_chars; /* in Unicode code points */
     const char *model;    /* the request's model or OPENAI_MODEL */
     int max_tokens;       /* the request's max_tokens or MAX_TOKENS */
+    void *history;        /* the "history" array (json_t, in root), NULL when absent: each
+                           * item a {"role": "user"|"assistant", "content": text} */
 };
 
 struct chat_request_error {
-    const char *field; /* "message", "model", "max_tokens", or "body" */
-    char what[192];    /* what is wrong, naming the field (no trailing period) */
-    char why[320];     /* the rule it breaks */
-    char todo[192];    /* what to do */
+    const char *field; /* "message", "model", "max_tokens", "history[i].content", or "body" */
+    char field_buf[48];
+    char what[192]; /* what is wrong, naming the field (no trailing period) */
+    char why[320];  /* the rule it breaks */
+    char todo[192]; /* what to do */
 };
 
 /* Parses and validates body[0..len). Returns 0 and fills req (free it with

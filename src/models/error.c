@@ -27,7 +27,9 @@ static const struct entry catalogue[ERR_COUNT] = {
                            "CLIENT_API_KEYS",
                            "Send the header with a key from the server's operator" },
     [ERR_NOT_FOUND] = { "not_found", 404, LOG_INFO, "There is nothing at this path",
-                        "chatd serves POST /chat, GET /health and GET /metrics",
+                        "chatd serves POST /chat, POST /v1/chat/completions, GET /v1/models, GET "
+                        "/, "
+                        "GET /health, GET /ready and GET /metrics",
                         "Check the URL and send the request to one of those paths" },
     [ERR_METHOD_NOT_ALLOWED] = { "method_not_allowed", 405, LOG_INFO,
                                  "This path does not accept this method",
@@ -41,9 +43,10 @@ static const struct entry catalogue[ERR_COUNT] = {
                               "Send the whole request at once, or raise CLIENT_TIMEOUT_SECONDS on "
                               "the server" },
     [ERR_PAYLOAD_TOO_LARGE] = { "payload_too_large", 413, LOG_WARNING,
-                                "The request body is larger than 64 KiB",
-                                "chatd accepts bodies of at most 65536 bytes",
-                                "Send a shorter message (at most 8000 characters)" },
+                                "The request body is larger than this server accepts",
+                                "chatd accepts bodies of at most MAX_REQUEST_BYTES (1 MiB unless "
+                                "the operator changed it)",
+                                "Send a shorter conversation" },
     [ERR_URI_TOO_LONG] = { "uri_too_long", 414, LOG_WARNING,
                            "The request URL is longer than 8192 bytes",
                            "chatd limits URLs so that one request cannot take much memory",
@@ -57,6 +60,19 @@ static const struct entry catalogue[ERR_COUNT] = {
                                 "The request headers are larger than 16 KiB",
                                 "chatd limits headers so that one request cannot take much memory",
                                 "Send fewer or shorter headers" },
+    [ERR_EXPECTATION_FAILED] = { "expectation_failed", 417, LOG_WARNING,
+                                 "The request's Expect header cannot be met",
+                                 "chatd knows only the expectation \"100-continue\"",
+                                 "Send the request without that Expect header" },
+    [ERR_NOT_IMPLEMENTED] = { "not_implemented", 501, LOG_WARNING,
+                              "The request uses an HTTP feature chatd does not implement",
+                              "chatd decodes no transfer coding but chunked and is not a proxy "
+                              "(no CONNECT)",
+                              "Send the body plain or chunked, to one of the paths in the README" },
+    [ERR_VERSION_UNSUPPORTED] = { "http_version_not_supported", 505, LOG_WARNING,
+                                  "The request's HTTP version is not supported",
+                                  "chatd speaks HTTP/1.1 and HTTP/1.0 on this port",
+                                  "Send the request as HTTP/1.1" },
     [ERR_OVERLOADED] = { "overloaded", 503, LOG_WARNING,
                          "The server is at its limit of open streams",
                          "MAX_CONCURRENT_STREAMS streams are already open and new ones would slow "
@@ -73,6 +89,25 @@ static const struct entry catalogue[ERR_COUNT] = {
                       "Send the request again later; if it keeps happening, check the provider's "
                       "status or "
                       "raise TIMEOUT_SECONDS" },
+    [ERR_FORBIDDEN] = { "forbidden", 403, LOG_WARNING, "This client key may not use this model",
+                        "The key's entry in CHATD_CONFIG lists the models it may use",
+                        "Ask for one of the models GET /v1/models lists, or ask the server's "
+                        "operator to allow this one" },
+    [ERR_MODEL_NOT_FOUND] = { "model_not_found", 404, LOG_WARNING,
+                              "The requested model does not exist on this server",
+                              "chatd routes only the models of its configuration",
+                              "Use one of the models GET /v1/models lists" },
+    [ERR_RATE_LIMITED] = { "rate_limited", 429, LOG_WARNING, "This client key is over its limit",
+                           "The key's requests per minute, tokens per minute or concurrent "
+                           "streams are used up for now",
+                           "Wait for the number of seconds in Retry-After and send the request "
+                           "again" },
+    [ERR_LIMITS_UNAVAILABLE] = { "limits_unavailable", 503, LOG_ERROR,
+                                 "The server cannot check this key's limits",
+                                 "Its limits store (Redis) did not answer within 50 ms and "
+                                 "RATE_LIMIT_FAIL_OPEN is false",
+                                 "Send the request again in a moment; if it keeps happening, tell "
+                                 "the server's operator to check Redis" },
     [ERR_INTERNAL] = { "internal_error", 500, LOG_ERROR, "The server failed to handle the request",
                        "It ran out of a resource such as memory or file descriptors",
                        "Send the request again; if it keeps happening, tell the server's "
@@ -189,5 +224,42 @@ size_t error_json_body(char *out, size_t outlen, enum error_code code, const cha
     p += sprintf(p, "\",\"correlation_id\":\"");
     p += jsonw_escape(p, cid, clen);
     p += sprintf(p, "\"}");
+    return (size_t)(p - out);
+}
+
+const char *error_openai_type(enum error_code code, int status)
+{
+    if (code >= ERR_UPSTREAM_UNREACHABLE && code <= ERR_UPSTREAM_TIMEOUT && status != 429 &&
+        status != 400)
+        return "upstream_error";
+    switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 429: return "rate_limit_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+size_t error_openai_body(char *out, size_t outlen, enum error_code code, int status,
+                         const char *detail, const char *param)
+{
+    size_t dlen = strlen(detail), plen = param ? strlen(param) : 0;
+    const char *name = catalogue[code].code, *type = error_openai_type(code, status);
+    size_t need =
+        96 + strlen(name) + strlen(type) + JSONW_ESCAPE_BOUND(dlen) + JSONW_ESCAPE_BOUND(plen);
+    if (outlen < need)
+        return 0;
+    char *p = out;
+    p += sprintf(p, "{\"error\":{\"message\":\"");
+    p += jsonw_escape(p, detail, dlen);
+    p += sprintf(p, "\",\"type\":\"%s\",\"param\":", type);
+    if (param != NULL) {
+        *p++ = '"';
+        p += jsonw_escape(p, param, plen);
+        *p++ = '"';
+    } else {
+        p += sprintf(p, "null");
+    }
+    p += sprintf(p, ",\"code\":\"%s\"}}", name);
     return (size_t)(p - out);
 }

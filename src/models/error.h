@@ -21,9 +21,16 @@ enum error_code {
     ERR_URI_TOO_LONG,
     ERR_UNSUPPORTED_MEDIA_TYPE,
     ERR_HEADERS_TOO_LARGE,
+    ERR_EXPECTATION_FAILED,  /* 417: an Expect other than 100-continue */
+    ERR_NOT_IMPLEMENTED,     /* 501: a transfer coding chatd does not decode, CONNECT */
+    ERR_VERSION_UNSUPPORTED, /* 505: not HTTP/1.x */
     ERR_OVERLOADED,
     ERR_SHUTTING_DOWN,
-    ERR_TIMEOUT, /* 504: no first token in TIMEOUT_SECONDS */
+    ERR_TIMEOUT,            /* 504: no first token in TIMEOUT_SECONDS */
+    ERR_FORBIDDEN,          /* 403: the client key may not use this model */
+    ERR_MODEL_NOT_FOUND,    /* 404 on /v1: a model chatd does not route */
+    ERR_RATE_LIMITED,       /* 429: the client key is over a limit */
+    ERR_LIMITS_UNAVAILABLE, /* 503: Redis cannot be reached and RATE_LIMIT_FAIL_OPEN=false */
     ERR_INTERNAL,
     /* reported in a stream's final event */
     ERR_UPSTREAM_UNREACHABLE,
@@ -62,5 +69,13 @@ size_t error_detail(char *out, size_t outlen, enum error_code code, const char *
  * Returns its length, or 0 when out is too small. */
 size_t error_json_body(char *out, size_t outlen, enum error_code code, const char *detail,
                        const char *cid);
+
+/* OpenAI's error "type" for a code answered with this HTTP status. */
+const char *error_openai_type(enum error_code code, int status);
+
+/* Writes OpenAI's error body {"error":{"message":…,"type":…,"param":…,"code":…}}
+ * into out; param NULL writes null. Returns its length, or 0 when out is too small. */
+size_t error_openai_body(char *out, size_t outlen, enum error_code code, int status,
+                         const char *detail, const char *param);
 
 #endif

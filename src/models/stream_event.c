@@ -60,6 +60,13 @@ int stream_event_final(struct buf *out, uint64_t sequence, const char *cid,
     }
     rc |= buf_append_str(out, ",\"duration_ms\":");
     rc |= buf_append_int(out, f->duration_ms);
+    if (f->provider != NULL) {
+        rc |= buf_append_str(out, ",\"provider\":\"");
+        rc |= buf_append_json(out, f->provider, strlen(f->provider));
+        rc |= buf_append_str(out, "\",\"model\":\"");
+        rc |= buf_append_json(out, f->model, strlen(f->model));
+        rc |= buf_append(out, "\"", 1);
+    }
     if (strcmp(f->status, "completed") == 0) {
         rc |= put_usage(out, ",\"prompt_tokens\":", f->has_usage, f->prompt_tokens);
         rc |= put_usage(out, ",\"completion_tokens\":", f->has_usage, f->completion_tokens);

@@ -24,6 +24,8 @@ struct stream_final {
     enum error_code error; /* error/timeout: the catalogue code */
     const char *detail;    /* error/timeout: the three-part text */
     int64_t duration_ms;
+    const char *provider; /* who answered (or was asked last); NULL leaves both out */
+    const char *model;    /* the model name sent to that provider */
 };
 
 /* Appends a content event. content_json is the inside of a JSON string,

@@ -10,15 +10,35 @@
 #include "core/jscan.h"
 #include "core/jsonw.h"
 
-int openai_request_body(struct buf *out, const char *model, const char *message, size_t message_len,
+static int put_message(struct buf *out, const char *role, const char *text, size_t len)
+{
+    int rc = buf_append_str(out, "{\"role\":\"");
+    rc |= buf_append_str(out, role);
+    rc |= buf_append_str(out, "\",\"content\":\"");
+    rc |= buf_append_json(out, text, len);
+    rc |= buf_append_str(out, "\"},");
+    return rc;
+}
+
+int openai_request_body(struct buf *out, const char *model, const struct openai_conversation *conv,
                         int max_tokens)
 {
-    int rc = 0;
-    rc |= buf_append_str(out, "{\"model\":\"");
+    int rc = buf_append_str(out, "{\"model\":\"");
     rc |= buf_append_json(out, model, strlen(model));
-    rc |= buf_append_str(out, "\",\"messages\":[{\"role\":\"user\",\"content\":\"");
-    rc |= buf_append_json(out, message, message_len);
-    rc |= buf_append_str(out, "\"}],\"max_tokens\":");
+    rc |= buf_append_str(out, "\",\"messages\":[");
+    if (conv->system_prompt != NULL)
+        rc |= put_message(out, "system", conv->system_prompt, strlen(conv->system_prompt));
+    const json_t *h = conv->history;
+    for (size_t i = 0; h != NULL && i < json_array_size(h); i++) {
+        const json_t *t = json_array_get(h, i);
+        const json_t *content = json_object_get(t, "content");
+        rc |= put_message(out, json_string_value(json_object_get(t, "role")),
+                          json_string_value(content), json_string_length(content));
+    }
+    rc |= put_message(out, "user", conv->message, conv->message_len);
+    if (rc == 0)
+        out->len--; /* the last comma */
+    rc |= buf_append_str(out, "],\"max_tokens\":");
     rc |= buf_append_int(out, max_tokens);
     rc |= buf_append_str(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     return rc ? -ENOMEM : 0;
@@ -34,6 +54,9 @@ static int scan_delta(struct jscan *s, struct openai_chunk *out)
     int rc;
     while ((rc = jscan_member(s, &first, &key)) == 1) {
         if (!jstr_is(&key, "content")) {
+            bool role = jstr_is(&key, "role");
+            if (!role && jscan_peek(s) != 'n')
+                out->substance = true; /* tool_calls, refusal, reasoning_content … */
             if (jscan_skip(s) != 0)
                 return -1;
         } else if (!jscan_null(s)) {
@@ -42,6 +65,7 @@ static int scan_delta(struct jscan *s, struct openai_chunk *out)
                 return -1;
             out->content_json = v.len ? v.p : NULL;
             out->content_json_len = v.len;
+            out->substance |= v.len > 0;
         }
     }
     return rc;
@@ -59,8 +83,10 @@ static int scan_choice(struct jscan *s, struct openai_chunk *out)
             step = scan_delta(s, out);
         else if (!jstr_is(&key, "finish_reason"))
             step = jscan_skip(s);
-        else if (!jscan_null(s) && (step = jscan_string(s, &v)) == 0)
+        else if (!jscan_null(s) && (step = jscan_string(s, &v)) == 0) {
             jstr_decode(&v, out->finish_reason, sizeof out->finish_reason);
+            out->substance = true;
+        }
         if (step != 0)
             return -1;
     }
@@ -73,9 +99,11 @@ static int scan_choices(struct jscan *s, struct openai_chunk *out)
         return 0;
     bool first = true;
     int rc;
-    for (int i = 0; (rc = jscan_element(s, &first)) == 1; i++)
+    for (int i = 0; (rc = jscan_element(s, &first)) == 1; i++) {
+        out->n_choices = i + 1;
         if ((i == 0 ? scan_choice(s, out) : jscan_skip(s)) != 0)
             return -1;
+    }
     return rc;
 }
 

@@ -8,10 +8,20 @@
 
 struct buf;
 
-/* Appends the JSON request for a streamed completion of one user message:
+/* The conversation of a /chat request: an optional system prompt, earlier turns
+ * (a json_t array of {"role","content"} objects, already validated; NULL for
+ * none) and the new user message. */
+struct openai_conversation {
+    const char *system_prompt; /* NULL for none */
+    const void *history;
+    const char *message;
+    size_t message_len;
+};
+
+/* Appends the JSON request for a streamed completion of a conversation:
  * model, messages, max_tokens, stream, stream_options.include_usage.
  * Returns 0 or -ENOMEM. */
-int openai_request_body(struct buf *out, const char *model, const char *message, size_t message_len,
+int openai_request_body(struct buf *out, const char *model, const struct openai_conversation *conv,
                         int max_tokens);
 
 /* One `data:` payload of the stream, as far as chatd uses it. Nothing is
@@ -24,8 +34,11 @@ struct openai_chunk {
     char finish_reason[32]; /* choices[0].finish_reason decoded; "" when absent or null */
     bool has_usage;
     long long prompt_tokens, completion_tokens, total_tokens;
-    bool is_error; /* the chunk is {"error": …}: summarize it with
-                    * openai_error_summary */
+    bool is_error;  /* the chunk is {"error": …}: summarize it with
+                     * openai_error_summary */
+    int n_choices;  /* elements of "choices" (0 for a usage-only chunk) */
+    bool substance; /* choices[0] carries more than a role: content, a tool call,
+                     * a refusal or reasoning text, or a finish_reason */
 };
 
 /* Parses one chunk (the whole text is validated as JSON). Returns 0, or -EINVAL

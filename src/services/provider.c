@@ -4,6 +4,7 @@
  * remove the handle, tell the owner, recycle the handle. */
 #include "services/provider.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -12,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/log.h"
+#include "services/router.h"
 
 #define POOL_MAX         256  /* idle easy handles kept for reuse */
 #define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
@@ -22,6 +26,7 @@
  * cost memory (measured: 4 KiB and 16 KiB give the same RSS per stream), while
  * a buffer smaller than a burst of events costs a second read: 16 KiB. */
 #define RECV_BUFFER 16384L
+#define H2_MEMORY   64 /* provider URLs remembered as speaking HTTP/2 */
 
 /* A socket curl asked us to watch. Connection sockets (opened through
  * open_socket) stay registered while their connection idles in curl's cache,
@@ -39,32 +44,46 @@ struct sock_ctx {
 
 struct provider {
     struct event_base *base;
-    const struct config *cfg;
+    int in_callback; /* > 0 while curl runs one of our callbacks: no multi calls then */
+    /* Provider URLs whose transfers ran over HTTP/2: new ones may wait to multiplex. */
+    char *h2_urls[H2_MEMORY];
+    size_t n_h2;
     CURLM *multi;
     struct event *timer;
-    struct curl_slist *headers;
     CURL *pool[POOL_MAX];
     size_t n_pool;
-    struct provider_call *calls; /* in progress, for provider_free */
-    char *proxy;                 /* from the environment at start ("" for none) */
-    char *no_proxy;              /* likewise, or NULL */
-    struct sock_ctx **socks;     /* by descriptor */
+    struct provider_call *calls;    /* in progress, for provider_free */
+    char *proxy_http, *proxy_https; /* from the environment at start ("" for none) */
+    char *no_proxy;                 /* likewise, or NULL */
+    struct sock_ctx **socks;        /* by descriptor */
     size_t n_socks;
     size_t active;
 };
+
+/* Work a call must do from the event loop rather than inside a curl callback. */
+enum deferred { DEFER_NONE, DEFER_CANCEL, DEFER_RESUME, DEFER_RELEASE_EXPIRED };
 
 struct provider_call {
     struct provider *p;
     struct provider_call *prev, *next;
     CURL *easy;
     char *body;
-    const struct provider_callbacks *cb; /* NULL once released */
+    struct curl_slist *headers;         /* this provider's request headers */
+    const struct provider_conf *target; /* valid while the owner holds the call */
+    bool version_known;
+    const struct provider_callbacks *cb; /* NULL once released or cancelled */
     void *owner;
-    struct event *release_timer;
+    /* Deferred work and the release deadline share one event embedded here, so
+     * that scheduling them cannot fail for want of memory. */
+    struct event ev;
+    enum deferred deferred;
+    bool cancelled; /* the owner cancelled it: the write callback aborts the transfer */
+    bool in_done;   /* on_done is running: the call is freed right after */
     char errbuf[CURL_ERROR_SIZE];
 };
 
 static void check_done(struct provider *p);
+static void check_mcode(CURLMcode rc, const char *what);
 
 /* ---- the event-loop glue ------------------------------------------------------------ */
 
@@ -120,7 +139,7 @@ static void on_sock_event(evutil_socket_t fd, short what, void *arg)
     int flags =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(p->multi, fd, flags, &running);
+    check_mcode(curl_multi_socket_action(p->multi, fd, flags, &running), "socket_action");
     check_done(p);
 }
 
@@ -183,7 +202,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct provider *p = arg;
     int running;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_mcode(curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running),
+                "socket_action");
     check_done(p);
 }
 
@@ -210,12 +230,23 @@ static void recycle(struct provider *p, CURL *easy)
         curl_easy_cleanup(easy);
 }
 
+/* Logs a multi-handle call that failed: it means a bug of ours (a call from
+ * inside a callback, a handle in the wrong state) or no memory. */
+static void check_mcode(CURLMcode rc, const char *what)
+{
+    if (rc != CURLM_OK)
+        log_event(LOG_ERROR, "curl_multi_failed", NULL, LOG_STR("call", what),
+                  LOG_STR("message", curl_multi_strerror(rc)));
+}
+
 /* Takes the transfer off the multi handle; an unfinished response closes its
- * connection (so the provider stops), a finished one leaves it for reuse. */
+ * connection (so the provider stops), a finished one leaves it for reuse.
+ * libcurl forbids this from inside its callbacks. */
 static void detach(struct provider_call *call)
 {
     struct provider *p = call->p;
-    curl_multi_remove_handle(p->multi, call->easy);
+    assert(p->in_callback == 0);
+    check_mcode(curl_multi_remove_handle(p->multi, call->easy), "remove_handle");
     if (call->prev != NULL)
         call->prev->next = call->next;
     else
@@ -227,9 +258,9 @@ static void detach(struct provider_call *call)
 
 static void free_call(struct provider_call *call)
 {
+    event_del(&call->ev);
     recycle(call->p, call->easy);
-    if (call->release_timer != NULL)
-        event_free(call->release_timer);
+    curl_slist_free_all(call->headers);
     free(call->body);
     free(call);
 }
@@ -240,10 +271,43 @@ static void end_call(struct provider_call *call)
     free_call(call);
 }
 
+/* Calls on_done once, with the callback guard up, then forgets the owner. */
+static void tell_done(struct provider_call *call, CURLcode result, const char *errbuf)
+{
+    if (call->cb == NULL)
+        return;
+    const struct provider_callbacks *cb = call->cb;
+    call->cb = NULL;
+    call->in_done = true;
+    cb->on_done(call->owner, (int)result, errbuf);
+}
+
+static bool h2_known(const struct provider *p, const char *url)
+{
+    for (size_t i = 0; i < p->n_h2; i++)
+        if (strcmp(p->h2_urls[i], url) == 0)
+            return true;
+    return false;
+}
+
+static void learn_version(struct provider *p, struct provider_call *call)
+{
+    long v = 0;
+    const char *url = call->target->chat_url;
+    call->version_known = true;
+    if (curl_easy_getinfo(call->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK ||
+        v != CURL_HTTP_VERSION_2_0 || h2_known(p, url) || p->n_h2 == H2_MEMORY)
+        return;
+    char *copy = strdup(url);
+    if (copy != NULL) /* without memory, new transfers just do not wait to multiplex */
+        p->h2_urls[p->n_h2++] = copy;
+}
+
 static void check_done(struct provider *p)
 {
     CURLMsg *msg;
     int left;
+    assert(p->in_callback == 0);
     while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
@@ -251,8 +315,7 @@ static void check_done(struct provider *p)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
         CURLcode result = msg->data.result;
         detach(call); /* msg is invalid from here on */
-        if (call->cb != NULL)
-            call->cb->on_done(call->owner, (int)result, call->errbuf);
+        tell_done(call, result, call->errbuf);
         free_call(call);
     }
 }
@@ -261,14 +324,42 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *userdata)
 {
     struct provider_call *call = userdata;
     size_t len = size * n;
+    if (call->cancelled)
+        return 0; /* ends the transfer; the deferred cancel frees it */
     if (call->cb == NULL)
         return len; /* released: the owner is gone, the bytes only drain the connection */
-    switch (call->cb->on_data(call->owner, ptr, len)) {
+    if (!call->version_known)
+        learn_version(call->p, call);
+    call->p->in_callback++;
+    enum provider_verdict v = call->cb->on_data(call->owner, ptr, len);
+    call->p->in_callback--;
+    if (call->cancelled)
+        return 0;
+    switch (v) {
     case PROVIDER_GO_ON: return len;
     case PROVIDER_PAUSE: return CURL_WRITEFUNC_PAUSE;
     case PROVIDER_ABORT: break;
     }
     return 0;
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct provider_call *call = arg;
+    enum deferred d = call->deferred;
+    call->deferred = DEFER_NONE;
+    if (d == DEFER_RESUME)
+        provider_resume(call);
+    else
+        end_call(call); /* DEFER_CANCEL or DEFER_RELEASE_EXPIRED */
+}
+
+static void defer(struct provider_call *call, enum deferred d)
+{
+    call->deferred = d;
+    event_active(&call->ev, EV_TIMEOUT, 1);
 }
 
 static CURL *new_easy(struct provider *p)
@@ -278,21 +369,15 @@ static CURL *new_easy(struct provider *p)
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
-    const struct config *cfg = p->cfg;
-    curl_easy_setopt(e, CURLOPT_URL, cfg->chat_url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "chatd/1.0");
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, RECV_BUFFER);
-    curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
     if (p->no_proxy != NULL)
         curl_easy_setopt(e, CURLOPT_NOPROXY, p->no_proxy);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
@@ -302,9 +387,64 @@ static CURL *new_easy(struct provider *p)
     return e;
 }
 
-struct provider_call *provider_start(struct provider *p, char *body, size_t len,
+static struct curl_slist *add_header(struct curl_slist *h, const char *line)
+{
+    struct curl_slist *t = curl_slist_append(h, line);
+    if (t == NULL)
+        curl_slist_free_all(h);
+    return t;
+}
+
+/* The request headers for one provider: fixed ones, its key, its extra headers. */
+static struct curl_slist *make_headers(const struct provider_conf *pc)
+{
+    const char *fixed[] = { "Content-Type: application/json", "Accept: text/event-stream",
+                            "Expect:" /* no 100-continue round trip */ };
+    struct curl_slist *h = NULL;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if ((h = add_header(h, fixed[i])) == NULL)
+            return NULL;
+    if (pc->api_key != NULL) {
+        char *line = NULL;
+        int n = pc->api_key_header ? asprintf(&line, "%s: %s", pc->api_key_header, pc->api_key)
+                                   : asprintf(&line, "Authorization: Bearer %s", pc->api_key);
+        if (n < 0) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        h = add_header(h, line);
+        free(line);
+    }
+    for (size_t i = 0; h != NULL && i < pc->headers.n; i++)
+        h = add_header(h, pc->headers.items[i]);
+    return h;
+}
+
+static int set_target_options(struct provider *p, struct provider_call *call,
+                              double connect_timeout_s)
+{
+    const struct provider_conf *pc = call->target;
+    CURL *e = call->easy;
+    bool https = strncmp(pc->chat_url, "https://", 8) == 0;
+    if ((call->headers = make_headers(pc)) == NULL)
+        return -1;
+    curl_easy_setopt(e, CURLOPT_URL, pc->chat_url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
+    curl_easy_setopt(e, CURLOPT_CAINFO, pc->ca_file); /* NULL: the system's default */
+    curl_easy_setopt(e, CURLOPT_PROXY, https ? p->proxy_https : p->proxy_http);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout_s * 1000));
+    /* Waiting for a connection being set up, in case it can multiplex, is right
+     * only for a provider known to speak HTTP/2; over HTTP/1.1 it makes a burst of
+     * new streams wait for another stream's whole answer. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, (long)(https && h2_known(p, pc->chat_url)));
+    return 0;
+}
+
+struct provider_call *provider_start(struct provider *p, const struct provider_conf *target,
+                                     double connect_timeout_s, char *body, size_t len,
                                      const struct provider_callbacks *cb, void *owner)
 {
+    assert(p->in_callback == 0);
     struct provider_call *call = calloc(1, sizeof *call);
     CURL *e = call ? new_easy(p) : NULL;
     if (e == NULL) {
@@ -312,13 +452,25 @@ struct provider_call *provider_start(struct provider *p, char *body, size_t len,
         free(body);
         return NULL;
     }
-    *call = (struct provider_call){ .p = p, .easy = e, .body = body, .cb = cb, .owner = owner };
+    *call = (struct provider_call){
+        .p = p, .easy = e, .body = body, .target = target, .cb = cb, .owner = owner
+    };
+    evtimer_assign(&call->ev, p->base, on_deferred, call);
+    if (set_target_options(p, call, connect_timeout_s) != 0) {
+        recycle(p, e);
+        free(body);
+        free(call);
+        return NULL;
+    }
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
-    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
+    CURLMcode rc = curl_multi_add_handle(p->multi, e);
+    if (rc != CURLM_OK) {
+        check_mcode(rc, "add_handle");
+        curl_slist_free_all(call->headers);
         recycle(p, e);
         free(body);
         free(call);
@@ -334,43 +486,46 @@ struct provider_call *provider_start(struct provider *p, char *body, size_t len,
 
 void provider_cancel(struct provider_call *call)
 {
+    assert(!call->in_done);
+    call->cb = NULL;
+    call->owner = NULL;
+    if (call->p->in_callback > 0) {
+        call->cancelled = true; /* its write callback aborts; the loop frees it */
+        defer(call, DEFER_CANCEL);
+        return;
+    }
     end_call(call);
-}
-
-static void on_release_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    end_call(arg);
 }
 
 void provider_release(struct provider_call *call)
 {
+    assert(!call->in_done);
     call->cb = NULL;
     call->owner = NULL;
-    call->release_timer = evtimer_new(call->p->base, on_release_timeout, call);
-    if (call->release_timer == NULL) {
-        end_call(call);
-        return;
-    }
+    call->deferred = DEFER_RELEASE_EXPIRED;
     struct timeval tv = { RELEASE_GRACE_MS / 1000, (RELEASE_GRACE_MS % 1000) * 1000 };
-    evtimer_add(call->release_timer, &tv);
+    evtimer_add(&call->ev, &tv);
     curl_easy_pause(call->easy, CURLPAUSE_CONT); /* a paused transfer could never drain */
 }
 
 void provider_pause(struct provider_call *call)
 {
+    assert(call->p->in_callback == 0); /* inside on_data, return PROVIDER_PAUSE instead */
     curl_easy_pause(call->easy, CURLPAUSE_RECV);
 }
 
 void provider_resume(struct provider_call *call)
 {
     struct provider *p = call->p;
+    assert(!call->in_done && call->cb != NULL);
+    if (p->in_callback > 0) {
+        defer(call, DEFER_RESUME);
+        return;
+    }
     CURLcode rc = curl_easy_pause(call->easy, CURLPAUSE_CONT);
     if (rc != CURLE_OK) {
         detach(call);
-        if (call->cb != NULL)
-            call->cb->on_done(call->owner, (int)rc, "");
+        tell_done(call, rc, "");
         free_call(call);
         return;
     }
@@ -391,12 +546,12 @@ const char *provider_content_type(struct provider_call *call)
     return ct;
 }
 
-long provider_retry_after(struct provider_call *call)
+long provider_retry_after_ms(struct provider_call *call)
 {
-    curl_off_t secs = 0;
-    if (curl_easy_getinfo(call->easy, CURLINFO_RETRY_AFTER, &secs) != CURLE_OK || secs <= 0)
+    struct curl_header *h = NULL;
+    if (curl_easy_header(call->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
         return -1;
-    return (long)secs;
+    return router_parse_retry_after(h->value, time(NULL));
 }
 
 size_t provider_active(const struct provider *p)
@@ -406,50 +561,29 @@ size_t provider_active(const struct provider *p)
 
 /* ---- the client --------------------------------------------------------------------- */
 
-static struct curl_slist *make_headers(const struct config *cfg)
+/* The proxies libcurl would pick from the environment — read once here,
+ * because libcurl otherwise reads the environment for every transfer. */
+static const char *env_first(const char *const *names)
 {
-    struct curl_slist *h = NULL, *t;
-    const char *fixed[] = { "Content-Type: application/json", "Accept: text/event-stream",
-                            "Expect:" /* no 100-continue round trip */ };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        if ((t = curl_slist_append(h, fixed[i])) == NULL)
-            goto fail;
-        h = t;
+    for (; *names != NULL; names++) {
+        const char *v = getenv(*names);
+        if (v != NULL && *v != '\0')
+            return v;
     }
-    if (cfg->api_key != NULL) {
-        char *auth = NULL;
-        if (asprintf(&auth, "Authorization: Bearer %s", cfg->api_key) < 0)
-            goto fail;
-        t = curl_slist_append(h, auth);
-        free(auth);
-        if (t == NULL)
-            goto fail;
-        h = t;
-    }
-    return h;
-fail:
-    curl_slist_free_all(h);
-    return NULL;
+    return "";
 }
 
-/* The proxy libcurl would pick from the environment for this URL — read once
- * here, because libcurl otherwise reads the environment for every transfer. */
-static int read_proxy_env(struct provider *p, const char *url)
+static int read_proxy_env(struct provider *p)
 {
-    bool https = strncmp(url, "https://", 8) == 0;
-    const char *v = getenv(https ? "https_proxy" : "http_proxy"); /* http: lowercase only */
-    if ((v == NULL || *v == '\0') && https)
-        v = getenv("HTTPS_PROXY");
-    if (v == NULL || *v == '\0')
-        v = getenv("all_proxy");
-    if (v == NULL || *v == '\0')
-        v = getenv("ALL_PROXY");
-    const char *np = getenv("no_proxy");
-    if (np == NULL || *np == '\0')
-        np = getenv("NO_PROXY");
-    p->proxy = strdup(v ? v : "");
-    p->no_proxy = np && *np ? strdup(np) : NULL;
-    return p->proxy == NULL || (np && *np && p->no_proxy == NULL) ? -1 : 0;
+    static const char *const http[] = { "http_proxy", "all_proxy", "ALL_PROXY", NULL };
+    static const char *const https[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                                         NULL };
+    static const char *const no[] = { "no_proxy", "NO_PROXY", NULL };
+    p->proxy_http = strdup(env_first(http)); /* http: lowercase only, as libcurl */
+    p->proxy_https = strdup(env_first(https));
+    const char *np = env_first(no);
+    p->no_proxy = *np ? strdup(np) : NULL;
+    return p->proxy_http == NULL || p->proxy_https == NULL || (*np && p->no_proxy == NULL) ? -1 : 0;
 }
 
 struct provider *provider_new(struct event_base *base, const struct config *cfg)
@@ -458,22 +592,22 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     if (p == NULL)
         return NULL;
     p->base = base;
-    p->cfg = cfg;
     p->multi = curl_multi_init();
     p->timer = evtimer_new(base, on_timeout, p);
-    p->headers = make_headers(cfg);
-    if (p->multi == NULL || p->timer == NULL || p->headers == NULL ||
-        read_proxy_env(p, cfg->chat_url) != 0) {
+    if (p->multi == NULL || p->timer == NULL || read_proxy_env(p) != 0) {
         provider_free(p);
         return NULL;
     }
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
     /* Keep idle provider connections for reuse: one per stream that may run at once. */
     long keep = cfg->max_streams / cfg->workers + 16;
-    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, keep);
+    if (curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p) != CURLM_OK ||
+        curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, keep) != CURLM_OK) {
+        provider_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -492,8 +626,10 @@ void provider_free(struct provider *p)
     for (size_t fd = 0; fd < p->n_socks; fd++)
         sock_free(p, (curl_socket_t)fd);
     free(p->socks);
-    free(p->proxy);
+    free(p->proxy_http);
+    free(p->proxy_https);
     free(p->no_proxy);
-    curl_slist_free_all(p->headers);
+    for (size_t i = 0; i < p->n_h2; i++)
+        free(p->h2_urls[i]);
     free(p);
 }

@@ -10,6 +10,7 @@
 
 struct event_base;
 struct config;
+struct provider_conf;
 struct provider;
 struct provider_call;
 
@@ -33,19 +34,28 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
 /* Cancels every transfer (no callbacks) and frees the client. NULL is fine. */
 void provider_free(struct provider *p);
 
-/* POSTs body (taken over: freed by the provider) to the chat completions URL.
- * The callbacks run later, from the event loop, never from inside this call.
- * NULL when out of memory (body is freed then too). */
-struct provider_call *provider_start(struct provider *p, char *body, size_t len,
+/* POSTs body (taken over: freed by the provider) to target's chat completions
+ * URL with its key, headers and CA bundle; one connection attempt may take
+ * connect_timeout_s. target must stay valid while the owner holds the call. The
+ * callbacks run later, from the event loop, never from inside this call. NULL
+ * when out of memory (body is freed then too). */
+struct provider_call *provider_start(struct provider *p, const struct provider_conf *target,
+                                     double connect_timeout_s, char *body, size_t len,
                                      const struct provider_callbacks *cb, void *owner);
 
-/* Ends the transfer now, closing its connection so the provider stops
- * generating; no callback follows. Not from inside a callback. */
+/* Callback rule (curl's own): libcurl forbids multi-handle calls from inside its
+ * callbacks, and on_data runs inside one. Every function below may be called
+ * from on_data: what cannot run there is deferred to the loop (an event embedded
+ * in the call, so deferring cannot fail). None may be called from on_done, after
+ * which the call is freed. */
+
+/* Ends the transfer (at once, or from the loop when inside on_data), closing its
+ * connection so the provider stops generating; no callback follows. */
 void provider_cancel(struct provider_call *call);
 
 /* The owner is done but the response has not ended (bytes after [DONE]): let it
  * end by itself within a short time so the connection can be reused, without
- * callbacks; cancel it if it does not. Not from inside a callback. */
+ * callbacks; cancel it if it does not. */
 void provider_release(struct provider_call *call);
 
 /* Stops receiving (back-pressure). Not needed from inside on_data: return
@@ -53,7 +63,8 @@ void provider_release(struct provider_call *call);
 void provider_pause(struct provider_call *call);
 
 /* Receives again after a pause. on_data may run inside this call, and when the
- * transfer fails here on_done runs inside it too. Not from inside a callback. */
+ * transfer fails here on_done runs inside it too (from inside on_data: later,
+ * from the loop). */
 void provider_resume(struct provider_call *call);
 
 /* The response's HTTP status, 0 before the headers arrived. */
@@ -62,8 +73,9 @@ long provider_status(struct provider_call *call);
 /* The response's Content-Type, or NULL. Valid until the call ends. */
 const char *provider_content_type(struct provider_call *call);
 
-/* The Retry-After the provider sent, in seconds, or -1. */
-long provider_retry_after(struct provider_call *call);
+/* The Retry-After the provider sent, in milliseconds (seconds or an HTTP-date),
+ * or -1 when it sent none or garbage. */
+long provider_retry_after_ms(struct provider_call *call);
 
 /* Number of transfers in progress (orphans included). */
 size_t provider_active(const struct provider *p);

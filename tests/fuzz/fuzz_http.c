@@ -76,7 +76,8 @@ static void on_protocol_error(struct http_conn *c, struct http_request *req, int
     (void)ctx;
     if (req != NULL)
         check_request(req, false);
-    CHECK(status == 400 || status == 408 || status == 413 || status == 414 || status == 431);
+    CHECK(status == 400 || status == 408 || status == 413 || status == 414 || status == 417 ||
+          status == 431 || status == 501 || status == 505);
     errors++;
     http_respond(c, status, NULL, 0, "{}", 2);
 }
@@ -107,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++, size--;
 
     const struct http_handlers h = { on_headers, on_request, on_protocol_error };
-    struct http_server *srv = http_server_new(base, &h, NULL, 30);
+    struct http_server *srv = http_server_new(base, &h, NULL, 30, HTTP_MAX_BODY);
     int sv[2];
     CHECK(srv != NULL && socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
     CHECK(http_server_adopt(srv, sv[0]) == 0);

@@ -39,6 +39,9 @@ class Chatd:
             "LOG_LEVEL": "debug",
             "OPENAI_API_KEY": TEST_API_KEY,
             "TIMEOUT_SECONDS": "5",
+            # One attempt per request unless a test asks for retries: most suites
+            # script one provider answer per request (test_routing.py sets its own).
+            "UPSTREAM_RETRIES": "0",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         }
@@ -70,8 +73,10 @@ class Chatd:
             stderr=subprocess.PIPE,
             preexec_fn=preexec_fn,
         )
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr), daemon=True).start()
+        self._pumps = [threading.Thread(target=self._pump, args=(pipe, sink), daemon=True)
+                       for pipe, sink in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))]
+        for t in self._pumps:
+            t.start()
         if wait:
             started = self.wait_log("server_started", timeout=60 if self.wrapper else 10)
             assert started is not None, f"chatd did not start: {self.stderr}"
@@ -92,10 +97,8 @@ class Chatd:
 
     def wait_exit(self, timeout=15):
         self.returncode = self.proc.wait(timeout)
-        # Let the pump threads take the last lines.
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and not (self.proc.stdout.closed and self.proc.stderr.closed):
-            time.sleep(0.01)
+        for t in self._pumps:  # both pipes read to their end: every last line is in
+            t.join(5)
         return self.returncode
 
     def stop(self, sig=signal.SIGTERM):

@@ -54,6 +54,20 @@ def usage_chunk(prompt, completion):
     }
 
 
+def completion(content="Hello world", finish_reason="stop", model="gpt-4o-mini", usage=(9, 2)):
+    """A non-streamed answer: an OpenAI `chat.completion` object."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": None,
+                     "finish_reason": finish_reason}],
+        "usage": None if usage is None else {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                                              "total_tokens": usage[0] + usage[1]},
+    }
+
+
 def sse(obj) -> bytes:
     data = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
     return b"data: " + data.encode() + b"\n\n"
@@ -142,6 +156,7 @@ class Raw:
     content_type: str = "text/event-stream"
     close: bool = False  # close the connection instead of ending the body
     delay: float = 0.0
+    hang: bool = False  # after the parts, send nothing more (until chatd closes)
 
     async def respond(self, req, fp):
         resp = web.StreamResponse(headers={"Content-Type": self.content_type})
@@ -150,6 +165,8 @@ class Raw:
             await resp.write(p)
             if self.delay:
                 await asyncio.sleep(self.delay)
+        if self.hang:
+            await asyncio.sleep(3600)
         if self.close:
             req.transport.close()
             return resp
@@ -258,7 +275,7 @@ class FakeProvider:
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=1 << 20)
+        app = web.Application(client_max_size=64 << 20)  # MAX_REQUEST_BYTES may reach 64 MiB
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
@@ -295,7 +312,9 @@ class FakeProvider:
                 self._cond.notify_all()
             raise ConnectionResetError("chatd closed the connection")
         except ConnectionResetError:
-            if task.done() and not lost.done():
+            # The answer failed to write because chatd had closed the connection; the
+            # loss may have been seen in the same loop turn (then it is counted here too).
+            if task.done():
                 with self._cond:
                     self.disconnects.append(time.monotonic())
                     self._cond.notify_all()

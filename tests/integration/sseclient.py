@@ -10,8 +10,9 @@ import json
 from typing import List, Tuple
 
 EVENT_KEYS = {"content", "sequence", "is_final", "correlation_id"}
-FINAL_COMPLETED_KEYS = EVENT_KEYS | {"status", "finish_reason", "duration_ms", "prompt_tokens", "completion_tokens", "total_tokens"}
-FINAL_ERROR_KEYS = EVENT_KEYS | {"status", "error", "duration_ms"}
+FINAL_COMPLETED_KEYS = EVENT_KEYS | {"status", "finish_reason", "duration_ms", "prompt_tokens", "completion_tokens", "total_tokens",
+                                     "provider", "model"}
+FINAL_ERROR_KEYS = EVENT_KEYS | {"status", "error", "duration_ms", "provider", "model"}
 
 
 def decode_chunked(data: bytes) -> Tuple[bytes, bool]:

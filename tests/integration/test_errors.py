@@ -92,9 +92,15 @@ def test_validation_error(chatd, provider, name, body, field):
 
 # -- 413, 415 --------------------------------------------------------------------------
 
-def test_body_over_64k_is_413_without_reading_it(chatd, provider):
+@pytest.fixture
+def chatd64k(start_chatd):
+    """chatd with MAX_REQUEST_BYTES at 64 KiB (the default is 1 MiB)."""
+    return start_chatd({"MAX_REQUEST_BYTES": "65536"})
+
+
+def test_body_over_64k_is_413_without_reading_it(chatd64k, provider):
     """Content-Length alone decides: chatd answers before the body is sent."""
-    s = connect(chatd.port)
+    s = connect(chatd64k.port)
     s.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\n\r\n")
     status, headers, rest = read_head(s)
     assert status == 413
@@ -108,17 +114,17 @@ def test_body_over_64k_is_413_without_reading_it(chatd, provider):
     assert provider.requests == []
 
 
-def test_body_of_exactly_64k_is_not_413(chatd):
+def test_body_of_exactly_64k_is_not_413(chatd64k):
     body = json.dumps({"message": "x" * 10, "pad": ""})
     body = body[:-2] + "p" * (65536 - len(body)) + '"}'
 
     assert len(body) == 65536
-    r = post_chat(chatd, body=body.encode())
+    r = post_chat(chatd64k, body=body.encode())
     assert r.status == 200
 
 
-def test_chunked_body_over_64k_is_413(chatd):
-    s = connect(chatd.port)
+def test_chunked_body_over_64k_is_413(chatd64k):
+    s = connect(chatd64k.port)
     s.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
     piece = b"x" * 16384
     try:
@@ -132,8 +138,8 @@ def test_chunked_body_over_64k_is_413(chatd):
     assert UUID4_RE.match(headers["x-correlation-id"])
 
 
-def test_large_body_sent_whole_still_gets_413(chatd):
-    r = post_chat(chatd, body=b'{"message": "' + b"a" * 200000 + b'"}')
+def test_large_body_sent_whole_still_gets_413(chatd64k):
+    r = post_chat(chatd64k, body=b'{"message": "' + b"a" * 200000 + b'"}')
     assert_error_body(r, 413, "payload_too_large")
 
 

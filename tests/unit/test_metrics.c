@@ -114,6 +114,12 @@ static void test_help_and_type_before_samples(void **state)
     (void)state;
     struct metrics *m = metrics_new(2);
     metrics_upstream_error(metrics_shard(m, 1), ERR_UPSTREAM_ERROR);
+    metrics_upstream_attempt(metrics_shard(m, 0), "openai", "ok");
+    metrics_provider_first_token(metrics_shard(m, 0), "openai", 0.1);
+    metrics_breaker_state(m, "local", 1);
+    metrics_key_streams(m, "web-app", 1);
+    metrics_limit_refused(metrics_shard(m, 1), "tokens");
+    metrics_redis_rtt(metrics_shard(m, 1), 0.001);
     char *text = render(m);
     char seen[8192] = ""; /* "# TYPE name type\n" lines so far */
     int samples = 0;
@@ -151,11 +157,16 @@ static void test_help_and_type_before_samples(void **state)
     metrics_free(m);
 }
 
-/* Checks that the buckets of a histogram are cumulative and end in +Inf == _count. */
+/* Checks that the buckets of a histogram series are cumulative and end in +Inf ==
+ * _count; name may carry labels, e.g. x{provider="a"}. */
 static void assert_histogram(const char *text, const char *name, double count)
 {
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "%s_bucket{le=\"", name);
+    char base[128], labels[128] = "", prefix[300], series[300];
+    size_t k = strcspn(name, "{");
+    snprintf(base, sizeof base, "%.*s", (int)k, name);
+    if (name[k] == '{')
+        snprintf(labels, sizeof labels, "%.*s,", (int)(strlen(name) - k - 2), name + k + 1);
+    snprintf(prefix, sizeof prefix, "%s_bucket{%sle=\"", base, labels);
     double last = 0;
     int buckets = 0;
     for (const char *p = strstr(text, prefix); p != NULL; p = strstr(p + 1, prefix)) {
@@ -165,11 +176,10 @@ static void assert_histogram(const char *text, const char *name, double count)
         buckets++;
     }
     assert_true(buckets > 5);
-    char series[160];
-    snprintf(series, sizeof series, "%s_bucket{le=\"+Inf\"}", name);
+    snprintf(series, sizeof series, "%s_bucket{%sle=\"+Inf\"}", base, labels);
     assert_sample(text, series, count);
     assert_true(last == count); /* +Inf is the last bucket */
-    snprintf(series, sizeof series, "%s_count", name);
+    snprintf(series, sizeof series, "%s_count%s", base, name + k);
     assert_sample(text, series, count);
 }
 
@@ -297,6 +307,240 @@ static void test_outcome_names(void **state)
     assert_string_equal(metrics_outcome_name(OUTCOME_CLIENT_DISCONNECTED), "client_disconnected");
 }
 
+/* ---- labelled series ---------------------------------------------------------------- */
+
+static void test_routing_series_by_provider(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(2);
+    struct metrics_shard *s0 = metrics_shard(m, 0), *s1 = metrics_shard(m, 1);
+    metrics_upstream_attempt(s0, "openai", "retryable");
+    metrics_upstream_attempt(s1, "openai", "retryable");
+    metrics_upstream_attempt(s1, "openai", "ok");
+    metrics_upstream_attempt(s0, "local", "misconfigured");
+    metrics_upstream_attempt(s0, "local", "bogus");
+    metrics_retry(s0, "openai");
+    metrics_retry(s1, "openai");
+    metrics_fallback(s1, "local");
+    metrics_provider_first_token(s0, "openai", 0.2);
+    metrics_provider_first_token(s1, "openai", 3);
+    metrics_provider_first_token(s1, "local", 0.0001);
+    metrics_breaker_state(m, "local", 1);
+    metrics_breaker_state(m, "idle", 2);
+    char *text = render(m);
+    const char *a = "chatd_upstream_attempts_total";
+    char series[200];
+    static const struct {
+        const char *provider, *outcome;
+        double want;
+    } attempts[] = {
+        { "openai", "ok", 1 },           { "openai", "retryable", 2 },
+        { "openai", "rate_limited", 0 }, { "openai", "misconfigured", 0 },
+        { "openai", "client_error", 0 }, { "local", "misconfigured", 1 },
+        { "local", "other", 1 },         { "idle", "ok", 0 },
+    };
+    for (size_t i = 0; i < N_ELEMS(attempts); i++) {
+        snprintf(series, sizeof series, "%s{provider=\"%s\",outcome=\"%s\"}", a,
+                 attempts[i].provider, attempts[i].outcome);
+        assert_sample(text, series, attempts[i].want);
+    }
+    assert_true(isnan(sample(text, "chatd_upstream_attempts_total{provider=\"openai\","
+                                   "outcome=\"other\"}")));
+    assert_true(isnan(sample(text, "chatd_upstream_attempts_total{provider=\"other\","
+                                   "outcome=\"ok\"}")));
+    assert_sample(text, "chatd_upstream_retries_total{provider=\"openai\"}", 2);
+    assert_sample(text, "chatd_upstream_retries_total{provider=\"local\"}", 0);
+    assert_sample(text, "chatd_upstream_fallbacks_total{provider=\"local\"}", 1);
+    assert_sample(text, "chatd_upstream_fallbacks_total{provider=\"openai\"}", 0);
+    assert_histogram(text, "chatd_provider_time_to_first_token_seconds{provider=\"openai\"}", 2);
+    assert_sample(text,
+                  "chatd_provider_time_to_first_token_seconds_bucket{provider=\"openai\","
+                  "le=\"0.25\"}",
+                  1);
+    assert_sample(text, "chatd_provider_time_to_first_token_seconds_sum{provider=\"openai\"}", 3.2);
+    assert_histogram(text, "chatd_provider_time_to_first_token_seconds{provider=\"local\"}", 1);
+    assert_histogram(text, "chatd_provider_time_to_first_token_seconds{provider=\"idle\"}", 0);
+    assert_sample(text, "chatd_breaker_state{provider=\"local\"}", 1);
+    assert_sample(text, "chatd_breaker_state{provider=\"idle\"}", 2);
+    assert_sample(text, "chatd_breaker_state{provider=\"openai\"}", 0);
+    metrics_breaker_state(m, "local", 0);
+    free(text);
+    text = render(m);
+    assert_sample(text, "chatd_breaker_state{provider=\"local\"}", 0);
+    free(text);
+    metrics_free(m);
+}
+
+static void test_label_values_escaped(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(1);
+    metrics_retry(metrics_shard(m, 0), "a\"b\\c\nd");
+    metrics_key_streams(m, "web \"app\"", 1);
+    char *text = render(m);
+    assert_sample(text, "chatd_upstream_retries_total{provider=\"a\\\"b\\\\c\\nd\"}", 1);
+    assert_sample(text, "chatd_key_active_streams{key=\"web \\\"app\\\"\"}", 1);
+    /* No raw newline inside a label: every line is a comment or a whole sample. */
+    for (char *line = text, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
+        assert_true(line[0] == '#' || memchr(line, '}', (size_t)(nl - line)) != NULL ||
+                    memchr(line, '{', (size_t)(nl - line)) == NULL);
+    free(text);
+    metrics_free(m);
+}
+
+static void test_names_beyond_the_table_are_other(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(2);
+    for (int i = 0; i < METRICS_MAX_NAMES + 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%d", i);
+        metrics_retry(metrics_shard(m, i % 2), name);
+        metrics_breaker_state(m, name, 1);
+        snprintf(name, sizeof name, "key%d", i);
+        metrics_key_streams(m, name, 2);
+    }
+    metrics_retry(metrics_shard(m, 0), NULL);
+    metrics_retry(metrics_shard(m, 0), "p0");
+    char *text = render(m);
+    assert_sample(text, "chatd_upstream_retries_total{provider=\"p0\"}", 2);
+    assert_sample(text, "chatd_upstream_retries_total{provider=\"p63\"}", 1);
+    assert_true(isnan(sample(text, "chatd_upstream_retries_total{provider=\"p64\"}")));
+    assert_sample(text, "chatd_upstream_retries_total{provider=\"other\"}", 4);
+    assert_sample(text, "chatd_breaker_state{provider=\"p63\"}", 1);
+    assert_true(isnan(sample(text, "chatd_breaker_state{provider=\"other\"}")));
+    assert_sample(text, "chatd_key_active_streams{key=\"key63\"}", 2);
+    assert_sample(text, "chatd_key_active_streams{key=\"other\"}", 6);
+    /* "other" is rendered once per family, after the names. */
+    const char *o = strstr(text, "chatd_upstream_retries_total{provider=\"other\"}");
+    assert_null(strstr(o + 1, "chatd_upstream_retries_total{provider=\"other\"}"));
+    free(text);
+    metrics_free(m);
+}
+
+static void test_limits_and_redis(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(2);
+    char *text = render(m);
+    /* The known reasons exist before the first refusal; "other" does not. */
+    assert_sample(text, "chatd_limit_refused_total{reason=\"requests\"}", 0);
+    assert_sample(text, "chatd_limit_refused_total{reason=\"tokens\"}", 0);
+    assert_sample(text, "chatd_limit_refused_total{reason=\"concurrency\"}", 0);
+    assert_sample(text, "chatd_limit_refused_total{reason=\"unavailable\"}", 0);
+    assert_true(isnan(sample(text, "chatd_limit_refused_total{reason=\"other\"}")));
+    assert_sample(text, "chatd_redis_errors_total", 0);
+    assert_sample(text, "chatd_redis_unavailable_total", 0);
+    assert_histogram(text, "chatd_redis_round_trip_seconds", 0);
+    free(text);
+    struct metrics_shard *s0 = metrics_shard(m, 0), *s1 = metrics_shard(m, 1);
+    metrics_limit_refused(s0, "requests");
+    metrics_limit_refused(s1, "requests");
+    metrics_limit_refused(s1, "concurrency");
+    metrics_redis_rtt(s0, 0.00005);
+    metrics_redis_rtt(s0, 0.0003);
+    metrics_redis_rtt(s1, 0.002);
+    metrics_redis_rtt(s1, 1);
+    metrics_redis_error(s0);
+    metrics_redis_error(s1);
+    metrics_redis_unavailable(s1);
+    metrics_key_streams(m, "web-app", 1);
+    metrics_key_streams(m, "web-app", 1);
+    metrics_key_streams(m, "batch", 1);
+    metrics_key_streams(m, "web-app", -1);
+    text = render(m);
+    assert_sample(text, "chatd_limit_refused_total{reason=\"requests\"}", 2);
+    assert_sample(text, "chatd_limit_refused_total{reason=\"concurrency\"}", 1);
+    assert_sample(text, "chatd_limit_refused_total{reason=\"tokens\"}", 0);
+    assert_histogram(text, "chatd_redis_round_trip_seconds", 4);
+    assert_sample(text, "chatd_redis_round_trip_seconds_bucket{le=\"0.0001\"}", 1);
+    assert_sample(text, "chatd_redis_round_trip_seconds_bucket{le=\"0.0005\"}", 2);
+    assert_sample(text, "chatd_redis_round_trip_seconds_bucket{le=\"0.0025\"}", 3);
+    assert_sample(text, "chatd_redis_round_trip_seconds_bucket{le=\"0.25\"}", 3);
+    assert_true(fabs(sample(text, "chatd_redis_round_trip_seconds_sum") - 1.00235) < 2e-6);
+    assert_sample(text, "chatd_redis_errors_total", 2);
+    assert_sample(text, "chatd_redis_unavailable_total", 1);
+    assert_sample(text, "chatd_key_active_streams{key=\"web-app\"}", 1);
+    assert_sample(text, "chatd_key_active_streams{key=\"batch\"}", 1);
+    free(text);
+    metrics_free(m);
+}
+
+struct namer {
+    struct metrics *m;
+    int shard;
+};
+
+static void *name_race(void *arg)
+{
+    struct namer *n = arg;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 100; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "prov-%d", (i * 7 + n->shard) % 100);
+            metrics_upstream_attempt(metrics_shard(n->m, n->shard), name, "ok");
+        }
+    return NULL;
+}
+
+static void test_interning_under_threads(void **state)
+{
+    (void)state;
+    enum { THREADS = 4 };
+    struct metrics *m = metrics_new(THREADS);
+    struct namer n[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        n[i] = (struct namer){ m, i };
+        assert_int_equal(pthread_create(&t[i], NULL, name_race, &n[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    char *text = render(m);
+    /* 64 names, each once, plus "other": every attempt counted exactly once. */
+    const char *prefix = "chatd_upstream_attempts_total{provider=\"";
+    double total = 0;
+    int series = 0;
+    for (const char *p = strstr(text, prefix); p != NULL; p = strstr(p + 1, prefix)) {
+        const char *end = strchr(p, '\n');
+        if (strstr(p, "outcome=\"ok\"") < end) {
+            char line[128];
+            snprintf(line, sizeof line, "%.*s", (int)(strchr(p, ' ') - p), p);
+            const char *again = strstr(end, line);
+            if (again != NULL && again[strlen(line)] == ' ')
+                fail_msg("%s rendered twice", line);
+            series++;
+            total += strtod(strchr(p, ' ') + 1, NULL);
+        }
+    }
+    assert_int_equal(series, METRICS_MAX_NAMES + 1);
+    assert_true(total == THREADS * 3 * 100);
+    free(text);
+    metrics_free(m);
+}
+
+static void refresh(void *ctx, struct metrics *m)
+{
+    (*(int *)ctx)++;
+    metrics_breaker_state(m, "p", 2);
+}
+
+static void test_on_render_hook(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new(1);
+    int calls = 0;
+    metrics_on_render(m, refresh, &calls);
+    char *text = render(m);
+    assert_int_equal(calls, 1);
+    assert_sample(text, "chatd_breaker_state{provider=\"p\"}", 2);
+    free(text);
+    metrics_on_render(m, NULL, NULL);
+    free(render(m));
+    assert_int_equal(calls, 1);
+    metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +553,12 @@ int main(void)
         cmocka_unit_test(test_stream_gate_limit),
         cmocka_unit_test(test_stream_gate_under_threads),
         cmocka_unit_test(test_outcome_names),
+        cmocka_unit_test(test_routing_series_by_provider),
+        cmocka_unit_test(test_label_values_escaped),
+        cmocka_unit_test(test_names_beyond_the_table_are_other),
+        cmocka_unit_test(test_limits_and_redis),
+        cmocka_unit_test(test_interning_under_threads),
+        cmocka_unit_test(test_on_render_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,11 @@ static void test_request_body_fields(void **state)
     for (size_t i = 0; i < N_ELEMS(messages); i++) {
         struct buf b = { 0 };
         assert_int_equal(
-            openai_request_body(&b, "gpt-4o-mini", messages[i], strlen(messages[i]), 256), 0);
+            openai_request_body(&b, "gpt-4o-mini",
+                                &(struct openai_conversation){ .message = messages[i],
+                                                               .message_len = strlen(messages[i]) },
+                                256),
+            0);
         json_t *v = unit_json(b.p, b.len);
         static const char *const keys[] = { "model",  "messages",       "max_tokens",
                                             "stream", "stream_options", NULL };
@@ -55,7 +59,10 @@ static void test_request_body_uses_length(void **state)
 {
     (void)state;
     struct buf b = { 0 };
-    assert_int_equal(openai_request_body(&b, "m\"x", "abcdef", 3, 1), 0);
+    assert_int_equal(
+        openai_request_body(
+            &b, "m\"x", &(struct openai_conversation){ .message = "abcdef", .message_len = 3 }, 1),
+        0);
     json_t *v = unit_json(b.p, b.len);
     assert_string_equal(unit_str(v, "model"), "m\"x");
     assert_string_equal(unit_str(json_array_get(json_object_get(v, "messages"), 0), "content"),

@@ -1,0 +1,661 @@
+/* stream: see stream.h. */
+#include "api/stream.h"
+
+#include <assert.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/middleware.h"
+#include "api/worker.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "services/openai.h"
+#include "services/provider.h"
+
+#define MAX_UPSTREAM_EVENT (1 << 20)  /* one provider event larger than this is an error */
+#define MAX_ERROR_BODY     8192       /* bytes of a provider error body kept for the summary */
+#define MAX_JSON_ANSWER    (16 << 20) /* a whole non-streamed answer */
+
+static const struct provider_callbacks provider_cbs;
+static const struct http_owner_ops owner_ops;
+static void start_attempt(struct chat_stream *s);
+static void attempt_succeeded(struct chat_stream *s);
+
+/* ---- states ----------------------------------------------------------------------- */
+
+static const char *const state_names[] = { "waiting", "backoff", "streaming", "finished" };
+
+static void set_state(struct chat_stream *s, enum stream_state to)
+{
+    static const bool legal[4][4] = {
+        [ST_WAITING] = { [ST_BACKOFF] = true, [ST_STREAMING] = true, [ST_FINISHED] = true },
+        [ST_BACKOFF] = { [ST_WAITING] = true, [ST_FINISHED] = true },
+        [ST_STREAMING] = { [ST_FINISHED] = true },
+    };
+    assert(legal[s->state][to]);
+    log_event(LOG_DEBUG, "stream_state", s->cid, LOG_STR("from", state_names[s->state]),
+              LOG_STR("to", state_names[to]));
+    s->state = to;
+}
+
+int64_t stream_elapsed_ms(const struct chat_stream *s)
+{
+    return (clock_mono_us() - s->start_us) / 1000;
+}
+
+/* ---- output ----------------------------------------------------------------------- */
+
+void stream_send_headers(struct chat_stream *s)
+{
+    assert(!s->headers_sent && s->conn != NULL);
+    struct http_header h[MW_MAX_HEADERS];
+    size_t n = 0;
+    h[n++] = (struct http_header){ "Content-Type", "text/event-stream" };
+    h[n++] = (struct http_header){ "Cache-Control", "no-cache" };
+    h[n++] = (struct http_header){ "X-Accel-Buffering", "no" };
+    n = mw_common_headers(s->cfg, s->cid, s->cors_origin, h, n);
+    http_stream_begin(s->conn, 200, h, n);
+    s->headers_sent = true;
+}
+
+/* Writes what was encoded into the worker's scratch buffer during this callback. */
+static void flush_events(struct chat_stream *s)
+{
+    struct buf *out = &s->w->scratch;
+    if (out->len == 0)
+        return;
+    assert(s->state != ST_FINISHED);
+    if (s->conn != NULL) {
+        if (!s->headers_sent)
+            stream_send_headers(s);
+        http_stream_write(s->conn, out->p, out->len);
+    }
+    out->len = 0;
+}
+
+/* ---- the one way out ------------------------------------------------------------- */
+
+static void unlink_stream(struct chat_stream *s)
+{
+    struct worker *w = s->w;
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        w->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}
+
+static void free_stream(struct chat_stream *s)
+{
+    config_unref(s->cfg);
+    sse_parser_free(&s->sse);
+    json_decref(s->root);
+    buf_free(&s->body);
+    buf_free(&s->held);
+    free(s->pending_what);
+    free(s);
+}
+
+static void finish(struct chat_stream *s, enum outcome o, int status)
+{
+    struct worker *w = s->w;
+    if (s->state != ST_STREAMING && o != OUTCOME_COMPLETED)
+        router_abandon(&s->router); /* no verdict on this attempt: free a held probe */
+    set_state(s, ST_FINISHED);
+    event_del(&s->timer);
+    event_del(&s->retry_ev);
+    if (s->call != NULL) {
+        if (s->done_marker)
+            provider_release(s->call); /* let the response end so the connection is reused */
+        else
+            provider_cancel(s->call); /* closes the connection: the provider stops */
+        s->call = NULL;
+    }
+    if (s->conn != NULL)
+        http_conn_set_owner(s->conn, NULL, NULL);
+    s->conn = NULL;
+    double secs = (double)(clock_mono_us() - s->start_us) / 1e6;
+    metrics_stream_done(w->m, o, secs);
+    metrics_request(w->m, s->enc->route, status);
+    if (s->has_usage)
+        metrics_tokens(w->m, s->prompt_tokens, s->completion_tokens);
+    metrics_stream_release(w->metrics);
+    mw_log_complete(s->cid, status, o, s->start_us, (int64_t)s->content_events);
+    unlink_stream(s);
+    free_stream(s);
+}
+
+static void finish_completed(struct chat_stream *s)
+{
+    int status = 200;
+    if (s->state == ST_WAITING)
+        attempt_succeeded(s); /* an answer without a first token (JSON, or empty) */
+    if (s->conn != NULL && s->enc->sse) {
+        s->enc->completed(s, &s->w->scratch);
+        flush_events(s);
+        http_stream_end(s->conn);
+    } else if (s->conn != NULL) {
+        s->enc->completed(s, &s->w->scratch);
+        s->w->scratch.len = 0;
+    }
+    finish(s, OUTCOME_COMPLETED, status);
+}
+
+/* Ends the stream with an error: answered whole when nothing was sent yet, else
+ * as the wire format's error event. */
+static void finish_error(struct chat_stream *s, enum error_code code, const char *what,
+                         const char *why)
+{
+    char detail[1024];
+    error_detail(detail, sizeof detail, code, what, why, NULL);
+    mw_log_error(s->cid, code, detail);
+    if (code != ERR_TIMEOUT && code != ERR_STREAM_SHUTTING_DOWN)
+        metrics_upstream_error(s->w->m, code);
+    bool timeout = code == ERR_TIMEOUT || code == ERR_UPSTREAM_TIMEOUT;
+    enum outcome o = timeout ? OUTCOME_TIMEOUT : OUTCOME_ERROR;
+    int status = 200;
+    if (s->conn != NULL && !s->headers_sent) {
+        s->w->scratch.len = 0;
+        status = s->enc->error_answer(s, code, detail);
+    } else if (s->conn != NULL) {
+        if (code == ERR_TIMEOUT)
+            code = ERR_UPSTREAM_TIMEOUT; /* headers already went out: the event says it */
+        s->enc->error_event(s, code, detail, &s->w->scratch);
+        flush_events(s);
+        http_stream_end(s->conn);
+    }
+    finish(s, o, status);
+}
+
+/* ---- upstream bytes ----------------------------------------------------------------- */
+
+/* An error found inside a curl callback: remembered, reported from on_done. */
+static int fail_later(struct chat_stream *s, enum error_code code, const char *what)
+{
+    if (!s->has_pending) {
+        s->has_pending = true;
+        s->pending = code;
+        s->pending_what = what ? strdup(what) : NULL;
+    }
+    return -1;
+}
+
+static void log_attempt(const struct chat_stream *s, const char *outcome, int64_t delay_ms)
+{
+    log_event(LOG_INFO, "upstream_attempt", s->cid, LOG_STR("provider", s->provider_name),
+              LOG_STR("model", s->target_model), LOG_INT("attempt", s->attempt),
+              LOG_STR("outcome", outcome), LOG_INT("status", s->http_status),
+              LOG_INT("delay_ms", delay_ms));
+}
+
+/* The attempt answered: the router and the breaker hear of it. */
+static void attempt_succeeded(struct chat_stream *s)
+{
+    int64_t now = clock_mono_us();
+    router_next(&s->router, ROUTER_OK, -1, now);
+    metrics_upstream_attempt(s->w->m, s->provider_name, router_outcome_name(ROUTER_OK));
+    metrics_provider_first_token(s->w->m, s->provider_name, (double)(now - s->start_us) / 1e6);
+    log_attempt(s, router_outcome_name(ROUTER_OK), 0);
+}
+
+static void first_token(struct chat_stream *s)
+{
+    set_state(s, ST_STREAMING);
+    metrics_first_token(s->w->m, (double)(clock_mono_us() - s->start_us) / 1e6);
+    attempt_succeeded(s);
+    event_add(&s->timer, s->timeout_tv); /* from now on: the idle timeout */
+}
+
+static void take_usage(struct chat_stream *s, const struct openai_chunk *c)
+{
+    if (c->finish_reason[0] != '\0')
+        snprintf(s->finish_reason, sizeof s->finish_reason, "%s", c->finish_reason);
+    if (c->has_usage) {
+        s->has_usage = true;
+        s->prompt_tokens = c->prompt_tokens;
+        s->completion_tokens = c->completion_tokens;
+        s->total_tokens = c->total_tokens;
+    }
+}
+
+static int on_sse_event(void *ctx, const struct sse_event *ev)
+{
+    struct chat_stream *s = ctx;
+    if (ev->type[0] != '\0' && strcmp(ev->type, "message") != 0 && strcmp(ev->type, "error") != 0)
+        return 0; /* an event type OpenAI-compatible streams do not use */
+    if (strcmp(ev->data, "[DONE]") == 0) {
+        s->done_marker = true;
+        return 1; /* nothing after [DONE] matters */
+    }
+    struct openai_chunk c;
+    if (openai_chunk_parse(ev->data, ev->data_len, &c) != 0)
+        return fail_later(s, ERR_UPSTREAM_PROTOCOL_ERROR,
+                          "The model provider sent an event that is not a JSON chunk");
+    if (c.is_error) {
+        char summary[240], what[320];
+        openai_error_summary(ev->data, ev->data_len, s->pc->api_key, s->message, s->message_len,
+                             summary, sizeof summary);
+        snprintf(what, sizeof what, "The model provider reported an error in the stream%s%s",
+                 summary[0] ? ": " : "", summary);
+        return fail_later(s, ERR_UPSTREAM_ERROR, what);
+    }
+    take_usage(s, &c);
+    if (s->enc->event(s, ev, &c, &s->w->scratch) == 1 && s->state == ST_WAITING)
+        first_token(s);
+    return 0;
+}
+
+static bool is_2xx(long status)
+{
+    return status >= 200 && status <= 299;
+}
+
+static enum provider_verdict check_status(struct chat_stream *s)
+{
+    s->status_checked = true;
+    s->http_status = provider_status(s->call);
+    if (!is_2xx(s->http_status))
+        return PROVIDER_GO_ON; /* collect the error body */
+    const char *ct = provider_content_type(s->call);
+    bool ok = s->enc->sse ? ct == NULL || strncasecmp(ct, "text/event-stream", 17) == 0
+                          : ct == NULL || strncasecmp(ct, "application/json", 16) == 0;
+    if (!ok) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "The model provider answered with Content-Type \"%.60s\" instead of %s", ct,
+                 s->enc->sse ? "an event stream" : "JSON");
+        fail_later(s, ERR_UPSTREAM_PROTOCOL_ERROR, what);
+        return PROVIDER_ABORT;
+    }
+    return PROVIDER_GO_ON;
+}
+
+/* Keeps a non-2xx body (for the error summary) or a whole JSON answer. */
+static enum provider_verdict keep_body(struct chat_stream *s, const char *data, size_t len)
+{
+    size_t cap = is_2xx(s->http_status) ? MAX_JSON_ANSWER : MAX_ERROR_BODY;
+    size_t room = cap - s->body.len;
+    if (is_2xx(s->http_status) && len > room) {
+        fail_later(s, ERR_UPSTREAM_PROTOCOL_ERROR, "The model provider's answer is over 16 MiB");
+        return PROVIDER_ABORT;
+    }
+    if (buf_append(&s->body, data, len < room ? len : room) != 0) {
+        fail_later(s, ERR_INTERNAL, NULL);
+        return PROVIDER_ABORT;
+    }
+    s->last_progress_us = clock_mono_us();
+    return PROVIDER_GO_ON;
+}
+
+static enum provider_verdict on_data(void *owner, const char *data, size_t len)
+{
+    struct chat_stream *s = owner;
+    if (!s->status_checked && check_status(s) == PROVIDER_ABORT)
+        return PROVIDER_ABORT;
+    if (!is_2xx(s->http_status) || !s->enc->sse)
+        return keep_body(s, data, len);
+    if (s->conn != NULL && http_unsent(s->conn) > HTTP_HIGH_WATER) {
+        /* The client reads slower than the provider writes: hold the provider
+         * until the client has caught up, so memory stays bounded. */
+        s->paused = true;
+        log_event(LOG_DEBUG, "upstream_paused", s->cid,
+                  LOG_INT("unsent_bytes", (long long)http_unsent(s->conn)));
+        http_notify_drained(s->conn);
+        return PROVIDER_PAUSE;
+    }
+    s->last_progress_us = clock_mono_us();
+    int rc = sse_parser_feed(&s->sse, data, len, on_sse_event, s);
+    if (s->state != ST_WAITING)
+        flush_events(s); /* before the first token, role-only events wait */
+    if (rc == 1) {       /* [DONE] */
+        finish_completed(s);
+        return PROVIDER_GO_ON;
+    }
+    if (rc == -E2BIG)
+        fail_later(s, ERR_UPSTREAM_PROTOCOL_ERROR,
+                   "The model provider sent an event larger than 1 MiB");
+    else if (rc == -ENOMEM)
+        fail_later(s, ERR_INTERNAL, NULL);
+    return rc == 0 ? PROVIDER_GO_ON : PROVIDER_ABORT;
+}
+
+/* ---- upstream end -------------------------------------------------------------------- */
+
+static enum error_code status_error(long status)
+{
+    if (status == 401 || status == 403)
+        return ERR_UPSTREAM_AUTH_FAILED;
+    if (status == 429)
+        return ERR_UPSTREAM_RATE_LIMITED;
+    if (status == 404)
+        return ERR_UPSTREAM_NOT_FOUND;
+    if (status >= 400 && status < 500 && status != 408)
+        return ERR_UPSTREAM_BAD_REQUEST;
+    return ERR_UPSTREAM_ERROR;
+}
+
+static enum error_code curl_error(int code, bool got_response)
+{
+    switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT: return ERR_UPSTREAM_UNREACHABLE;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: return ERR_UPSTREAM_TLS;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_TOO_MANY_REDIRECTS: return ERR_UPSTREAM_PROTOCOL_ERROR;
+    case CURLE_WRITE_ERROR:
+    case CURLE_OUT_OF_MEMORY: return ERR_INTERNAL;
+    default: return got_response ? ERR_UPSTREAM_INTERRUPTED : ERR_UPSTREAM_UNREACHABLE;
+    }
+}
+
+/* One failed attempt, described as the client would hear of it. */
+struct failure {
+    enum error_code code;
+    const char *what, *why;
+    char what_buf[320], why_buf[720];
+};
+
+/* A non-2xx answer: name the status, the Retry-After and the provider's words. */
+static void describe_status(struct chat_stream *s, struct failure *f)
+{
+    f->code = status_error(s->http_status);
+    char summary[240];
+    openai_error_summary(s->body.p ? s->body.p : "", s->body.len, s->pc->api_key, s->message,
+                         s->message_len, summary, sizeof summary);
+    size_t n = (size_t)snprintf(f->what_buf, sizeof f->what_buf,
+                                "The model provider refused the request (HTTP %ld", s->http_status);
+    if (s->retry_after_ms >= 0)
+        n += (size_t)snprintf(f->what_buf + n, sizeof f->what_buf - n, ", Retry-After: %ld s",
+                              (s->retry_after_ms + 999) / 1000);
+    snprintf(f->what_buf + n, sizeof f->what_buf - n, ")");
+    size_t slen = strlen(summary);
+    while (slen > 0 && summary[slen - 1] == '.')
+        summary[--slen] = '\0';
+    char why[400];
+    error_detail(why, sizeof why, f->code, "", NULL, ""); /* ". <why>. ." */
+    why[strlen(why) - 3] = '\0';
+    int w = snprintf(f->why_buf, sizeof f->why_buf, "%s", why + 2);
+    if (slen > 0 && w > 0 && (size_t)w < sizeof f->why_buf)
+        snprintf(f->why_buf + w, sizeof f->why_buf - (size_t)w, " (the provider said: %.*s)",
+                 (int)slen, summary);
+    f->what = f->what_buf;
+    f->why = f->why_buf;
+}
+
+static void describe_curl(int code, const char *errbuf, bool got_response, struct failure *f)
+{
+    f->code = curl_error(code, got_response);
+    snprintf(f->why_buf, sizeof f->why_buf, "%s (%s)",
+             f->code == ERR_UPSTREAM_INTERRUPTED ? "The connection closed or failed before the "
+                                                   "stream's end marker"
+                                                 : "The connection failed",
+             errbuf[0] ? errbuf : curl_easy_strerror((CURLcode)code));
+    f->what = NULL;
+    f->why = f->code == ERR_UPSTREAM_TLS ? NULL : f->why_buf;
+}
+
+/* What the end of a 2xx answer means: 0 completed, else the failure. */
+static int describe_end(struct chat_stream *s, struct failure *f)
+{
+    f->what = f->why = NULL;
+    if (!s->enc->sse)
+        return 0;
+    int rc = sse_parser_finish(&s->sse, on_sse_event, s);
+    if (s->state != ST_WAITING)
+        flush_events(s);
+    if (rc == 1 || s->done_marker || s->finish_reason[0] != '\0')
+        return 0;
+    if (s->has_pending) {
+        f->code = s->pending;
+        f->what = s->pending_what;
+    } else if (s->sse.events == 0) {
+        f->code = ERR_UPSTREAM_PROTOCOL_ERROR;
+        f->what = "The model provider's answer held no Server-Sent Events";
+    } else {
+        f->code = ERR_UPSTREAM_INTERRUPTED;
+    }
+    return -1;
+}
+
+/* ---- attempts ----------------------------------------------------------------------- */
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct chat_stream *s = arg;
+    set_state(s, ST_WAITING);
+    start_attempt(s);
+}
+
+static void set_target(struct chat_stream *s, size_t i)
+{
+    const struct target_conf *t = &s->mc->targets[i];
+    s->pc = &s->cfg->providers[t->provider];
+    s->provider_name = s->pc->name;
+    s->target_model = t->model;
+}
+
+/* After a failure before the first token: schedules another attempt when the
+ * routing rules allow one (the router decides). Returns true when one is
+ * scheduled (or the stream already ended trying). */
+static bool retry(struct chat_stream *s)
+{
+    long status = is_2xx(s->http_status) ? 0 : s->http_status; /* a cut 2xx: as no answer */
+    enum router_outcome o = router_classify(status, s->retry_after_ms);
+    const char *from = s->provider_name;
+    struct router_step step = router_next(&s->router, o, s->retry_after_ms, clock_mono_us());
+    metrics_upstream_attempt(s->w->m, from, router_outcome_name(o));
+    log_attempt(s, router_outcome_name(o), step.go ? step.delay_us / 1000 : -1);
+    if (!step.go)
+        return false;
+    if (step.fallback)
+        metrics_fallback(s->w->m, from);
+    else
+        metrics_retry(s->w->m, from);
+    set_target(s, step.target);
+    if (step.delay_us > 0) {
+        set_state(s, ST_BACKOFF);
+        struct timeval tv = { (time_t)(step.delay_us / 1000000),
+                              (suseconds_t)(step.delay_us % 1000000) };
+        event_add(&s->retry_ev, &tv);
+    } else {
+        start_attempt(s);
+    }
+    return true;
+}
+
+static void on_done(void *owner, int code, const char *errbuf)
+{
+    struct chat_stream *s = owner;
+    s->retry_after_ms = provider_retry_after_ms(s->call);
+    if (!s->status_checked && code == CURLE_OK)
+        s->http_status = provider_status(s->call);
+    s->call = NULL; /* freed by the provider after this call */
+    struct failure f;
+    if (s->has_pending) {
+        f.code = s->pending;
+        f.what = s->pending_what;
+        f.why = NULL;
+    } else if (code != CURLE_OK) {
+        describe_curl(code, errbuf, s->status_checked, &f);
+    } else if (!is_2xx(s->http_status)) {
+        describe_status(s, &f);
+    } else if (describe_end(s, &f) == 0) {
+        finish_completed(s);
+        return;
+    }
+    if (s->state == ST_WAITING && retry(s))
+        return;
+    finish_error(s, f.code, f.what, f.why);
+}
+
+static const struct provider_callbacks provider_cbs = { .on_data = on_data, .on_done = on_done };
+
+/* Resets what one attempt learned and sends it. */
+static void start_attempt(struct chat_stream *s)
+{
+    assert(s->state == ST_WAITING && s->call == NULL);
+    sse_parser_free(&s->sse);
+    sse_parser_init(&s->sse, MAX_UPSTREAM_EVENT);
+    s->body.len = 0;
+    s->held.len = 0;
+    s->status_checked = s->done_marker = s->has_pending = s->has_usage = false;
+    s->http_status = 0;
+    s->retry_after_ms = -1;
+    s->finish_reason[0] = '\0';
+    free(s->pending_what);
+    s->pending_what = NULL;
+    s->attempt++;
+    struct buf body = { 0 };
+    if (s->enc->request_body(s, s->target_model, &body) == 0)
+        s->call = provider_start(s->w->provider, s->pc, s->cfg->connect_timeout_s, body.p, body.len,
+                                 &provider_cbs, s);
+    else
+        buf_free(&body);
+    if (s->call == NULL)
+        finish_error(s, ERR_INTERNAL, NULL, NULL);
+}
+
+/* ---- timer and client events ------------------------------------------------------- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct chat_stream *s = arg;
+    if (s->state != ST_STREAMING) {
+        finish_error(s, ERR_TIMEOUT, NULL, NULL);
+        return;
+    }
+    int64_t idle_us = clock_mono_us() - s->last_progress_us;
+    int64_t limit_us = (int64_t)(s->cfg->timeout_s * 1e6);
+    if (s->paused || idle_us < limit_us) {
+        /* Progress since the timer was set (checked here rather than re-arming
+         * the timer on every chunk), or held back by our own client: wait on. */
+        if (s->paused)
+            s->last_progress_us = clock_mono_us();
+        int64_t left = s->paused ? limit_us : limit_us - idle_us;
+        struct timeval tv = { (time_t)(left / 1000000), (suseconds_t)(left % 1000000) };
+        event_add(&s->timer, &tv);
+        return;
+    }
+    finish_error(s, ERR_UPSTREAM_TIMEOUT, NULL, NULL);
+}
+
+static void on_client_gone(void *owner)
+{
+    struct chat_stream *s = owner;
+    s->conn = NULL;
+    metrics_client_disconnect(s->w->m);
+    log_event(LOG_INFO, "client_disconnected", s->cid, LOG_INT("elapsed_ms", stream_elapsed_ms(s)),
+              LOG_INT("sequence", (long long)s->sequence));
+    finish(s, OUTCOME_CLIENT_DISCONNECTED, s->headers_sent ? 200 : 499);
+}
+
+static void on_drained(void *owner)
+{
+    struct chat_stream *s = owner;
+    if (!s->paused || s->call == NULL)
+        return;
+    s->paused = false;
+    log_event(LOG_DEBUG, "upstream_resumed", s->cid, LOG_INT("elapsed_ms", stream_elapsed_ms(s)));
+    provider_resume(s->call); /* may run on_data and even finish the stream */
+}
+
+static const struct http_owner_ops owner_ops = { .on_client_gone = on_client_gone,
+                                                 .on_drained = on_drained };
+
+/* ---- start and drain ---------------------------------------------------------------- */
+
+bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
+                       enum metric_route route, const struct key_conf *key, const char *model)
+{
+    if (key == NULL || config_key_allows(key, model))
+        return true;
+    char what[200], detail[1024];
+    snprintf(what, sizeof what, "The client key \"%.40s\" may not use the model \"%.64s\"",
+             key->name, model);
+    error_detail(detail, sizeof detail, ERR_FORBIDDEN, what, NULL, NULL);
+    mw_respond_error_as(w, c, req, route, ERR_FORBIDDEN, 403, detail, "model", NULL, 0);
+    return false;
+}
+
+void stream_start(struct worker *w, struct http_conn *c, struct http_request *req,
+                  const struct key_conf *key, const struct stream_encoder *enc, void *root,
+                  const char *model, void (*fill)(struct chat_stream *s, void *arg), void *arg)
+{
+    if (metrics_stream_acquire(w->metrics, w->cfg->max_streams) != 0) {
+        json_decref(root);
+        struct http_header h[1] = { { "Retry-After", "1" } };
+        mw_respond_error(w, c, req, enc->route, ERR_OVERLOADED, NULL, h, 1);
+        return;
+    }
+    struct chat_stream *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        json_decref(root);
+        metrics_stream_release(w->metrics);
+        mw_respond_error(w, c, req, enc->route, ERR_INTERNAL, NULL, NULL, 0);
+        return;
+    }
+    *s = (struct chat_stream){ .w = w, .enc = enc, .conn = c, .root = root, .model = model };
+    memcpy(s->cid, req->cid, sizeof s->cid);
+    s->cors_origin = mw_cors_origin(w->cfg, req);
+    s->start_us = req->start_us;
+    s->last_progress_us = clock_mono_us();
+    s->cfg = config_ref(w->cfg);
+    s->timeout_tv = w->timeout_tv;
+    s->key = key;
+    s->mc = config_find_model(s->cfg, model);
+    fill(s, arg);
+    evtimer_assign(&s->timer, w->base, on_timer, s);
+    evtimer_assign(&s->retry_ev, w->base, on_retry_timer, s);
+    s->next = w->streams;
+    if (w->streams != NULL)
+        w->streams->prev = s;
+    w->streams = s;
+    http_conn_set_owner(c, &owner_ops, s);
+    event_add(&s->timer, w->timeout_tv);
+    size_t n = s->mc ? s->mc->n_targets : 0;
+    if (n > STREAM_MAX_TARGETS)
+        n = STREAM_MAX_TARGETS;
+    for (size_t i = 0; i < n; i++)
+        s->brs[i] = breakers_get(w->breakers, s->cfg->providers[s->mc->targets[i].provider].name);
+    int64_t now = clock_mono_us();
+    router_init(&s->router, n, s->brs, s->cfg->upstream_retries, s->cfg->breaker_failures,
+                s->cfg->breaker_cooldown_s, s->start_us + (int64_t)(s->cfg->timeout_s * 1e6),
+                (uint64_t)now ^ (uint64_t)(uintptr_t)s);
+    if (n == 0) { /* validated before: cannot happen */
+        finish_error(s, ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    struct router_step step = router_first(&s->router, now);
+    set_target(s, step.target);
+    start_attempt(s);
+}
+
+void stream_abort_all(struct worker *w, enum error_code code)
+{
+    while (w->streams != NULL)
+        finish_error(w->streams, code, NULL, NULL);
+}

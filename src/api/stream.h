@@ -1,0 +1,130 @@
+/* stream: the one state machine behind POST /chat and POST /v1/chat/completions.
+ *
+ * Each request becomes one struct chat_stream that owns all it holds — the
+ * provider attempt, the SSE parser, its timers, the request — and moves
+ *
+ *     WAITING ──first token──▶ STREAMING ──▶ FINISHED
+ *       │  ▲                                    ▲
+ *       ▼  │ (retry / next target)               │
+ *     BACKOFF ───────────────────────────────────┘
+ *
+ * (WAITING and BACKOFF may also go straight to FINISHED). Five events drive it:
+ * upstream bytes, upstream end, client gone, client drained and the timers.
+ * Every way out goes through one finish function that runs once. Before the
+ * first token a failed attempt may be retried or moved to the next target (the
+ * router decides); after it, never. The two endpoints differ only in their
+ * encoder: how the provider request is written and how events, the end and
+ * errors reach the client. */
+#ifndef CHATD_STREAM_H
+#define CHATD_STREAM_H
+
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/http.h"
+#include "core/buf.h"
+#include "core/metrics.h"
+#include "models/error.h"
+#include "services/router.h"
+#include "services/sse.h"
+
+struct worker;
+struct chat_stream;
+struct openai_chunk;
+struct provider_call;
+struct config;
+struct model_conf;
+struct key_conf;
+struct provider_conf;
+
+#define STREAM_MAX_TARGETS 8 /* targets of one model that a request walks */
+
+struct stream_encoder {
+    enum metric_route route;
+    bool sse; /* the answer is an event stream (else one JSON body: /v1 without stream) */
+    /* Appends the provider request for this target's model. 0 or -ENOMEM. */
+    int (*request_body)(struct chat_stream *s, const char *model, struct buf *out);
+    /* One event of a 2xx provider stream: appends what the client gets to out.
+     * Returns 1 when the answer has begun with it (the first token), else 0. */
+    int (*event)(struct chat_stream *s, const struct sse_event *ev, const struct openai_chunk *c,
+                 struct buf *out);
+    /* The provider's answer completed: appends the end of the stream. */
+    void (*completed)(struct chat_stream *s, struct buf *out);
+    /* A failure after the headers went: appends the error event. */
+    void (*error_event)(struct chat_stream *s, enum error_code code, const char *detail,
+                        struct buf *out);
+    /* A failure before anything went: answers it whole; returns the HTTP status. */
+    int (*error_answer)(struct chat_stream *s, enum error_code code, const char *detail);
+};
+
+enum stream_state { ST_WAITING, ST_BACKOFF, ST_STREAMING, ST_FINISHED };
+
+struct chat_stream {
+    struct worker *w;
+    struct chat_stream *prev, *next;
+    const struct stream_encoder *enc;
+    struct http_conn *conn;     /* NULL once the client is gone */
+    struct provider_call *call; /* NULL between attempts and once the transfer ended */
+    enum stream_state state;
+    char cid[40];
+    const char *cors_origin;
+    /* the request, as its wire format read it */
+    void *root;          /* the parsed body (json_t), owned */
+    const char *model;   /* the requested model */
+    const char *message; /* a text the provider must not quote back (error summaries) */
+    size_t message_len;
+    int max_tokens;                   /* /chat */
+    const void *chat_history;         /* /chat: the "history" array inside root, or NULL */
+    bool client_usage;                /* /v1: the client asked for the usage chunk */
+    struct config *cfg;               /* the configuration this request started with (a ref) */
+    const struct timeval *timeout_tv; /* its TIMEOUT_SECONDS, as a common timeout */
+    const struct model_conf *mc;      /* the requested model's targets */
+    const struct key_conf *key;       /* the caller's client key, NULL without client auth */
+    /* the attempt */
+    struct router router;
+    struct breaker *brs[STREAM_MAX_TARGETS];
+    const struct provider_conf *pc; /* the current target's provider */
+    const char *provider_name;
+    const char *target_model;
+    int attempt;
+    long retry_after_ms; /* of the last failed attempt; -1 none */
+    int64_t start_us, last_progress_us;
+    struct event timer;    /* first-token deadline, then the idle timeout */
+    struct event retry_ev; /* backoff before the next attempt */
+    struct sse_parser sse;
+    uint64_t sequence; /* of the next /chat event */
+    bool headers_sent, paused, status_checked, done_marker;
+    long http_status;
+    struct buf body;         /* a non-2xx answer's body, or the whole JSON answer */
+    struct buf held;         /* /v1: role-only events waiting for the first real one */
+    enum error_code pending; /* an error found inside a curl callback */
+    bool has_pending;
+    char *pending_what; /* its explanation, or NULL (heap: errors are rare) */
+    char finish_reason[32];
+    bool has_usage;
+    long long prompt_tokens, completion_tokens, total_tokens;
+    size_t content_events;
+};
+
+/* Starts a stream for a validated request: takes over root (a json_t), counts it
+ * against MAX_CONCURRENT_STREAMS and sends the first attempt; on failure answers
+ * with an error itself. The encoder's fields of the stream are filled by fill. */
+void stream_start(struct worker *w, struct http_conn *c, struct http_request *req,
+                  const struct key_conf *key, const struct stream_encoder *enc, void *root,
+                  const char *model, void (*fill)(struct chat_stream *s, void *arg), void *arg);
+
+/* True when key may use model; else answers 403 forbidden (param "model"). */
+bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
+                       enum metric_route route, const struct key_conf *key, const char *model);
+
+/* Writes the SSE response headers (200, text/event-stream) once. */
+void stream_send_headers(struct chat_stream *s);
+
+/* Milliseconds since the request arrived. */
+int64_t stream_elapsed_ms(const struct chat_stream *s);
+
+/* Ends every open stream of the worker now with a final event for code. */
+void stream_abort_all(struct worker *w, enum error_code code);
+
+#endif
