@@ -291,12 +291,26 @@ def test_settings_read_at_start_keep_their_values_with_a_warning(start_chatd, tm
     (tmp_path / ".env").write_text("CLIENT_TIMEOUT_SECONDS=30\n")
     c = start_chatd({"WORKERS": None}, cwd=tmp_path)
     workers = c.logs("server_started")[0]["workers"]
-    (tmp_path / ".env").write_text(f"CLIENT_TIMEOUT_SECONDS=20\nWORKERS={workers + 1}\n")
+    (tmp_path / ".env").write_text(f"CLIENT_TIMEOUT_SECONDS=20\nWORKERS={workers + 1}\nMAX_REQUEST_BYTES=2048\n")
     rec = reload(c)
     assert rec["level"] == "warning"
-    assert rec["unchanged_until_restart"] == "WORKERS,CLIENT_TIMEOUT_SECONDS"
+    assert rec["unchanged_until_restart"] == "WORKERS,CLIENT_TIMEOUT_SECONDS,MAX_REQUEST_BYTES"
     assert "restart" in rec["warning"]
     assert httpx.get(c.url + "/health").status_code == 200
+
+
+def test_reloaded_timeout_applies_to_new_requests(start_chatd, provider, tmp_path, chat):
+    from fakeprovider import Stream
+
+    (tmp_path / ".env").write_text("TIMEOUT_SECONDS=10\n")
+    c = start_chatd({"TIMEOUT_SECONDS": None}, cwd=tmp_path)
+    provider.then(Stream(tokens=["slow"], first_delay=1.0))
+    assert chat(c, message="hello there, slow but in time").status == 200
+    (tmp_path / ".env").write_text("TIMEOUT_SECONDS=0.3\n")
+    reload(c)
+    for _ in range(2):  # new connections may land on either worker
+        provider.then(Stream(tokens=["slow"], first_delay=3.0))
+        assert chat(c, message="hello there, now too slow").status == 504
 
 
 def test_open_stream_finishes_across_reloads(start_chatd, provider, tmp_path, chat):
