@@ -213,8 +213,10 @@ static int parse_api_key(struct jctx *j, const char *path, json_t *obj, struct p
                     "\"api_key_header\" is set without \"api_key_env\". There is then no key to "
                     "send in that header. Add api_key_env naming the variable that holds the "
                     "key, or remove api_key_header. " FIX_FILE);
+    char hat[160];
+    snprintf(hat, sizeof hat, "%s.api_key_header", path);
     if (header != NULL && !header_name_ok(header))
-        return fail(j, at,
+        return fail(j, hat,
                     "\"%.60s\" is not a header name. Header names are letters, digits and -. Use "
                     "a name such as api-key, or leave it out for Authorization: Bearer. " FIX_FILE,
                     header);

@@ -291,12 +291,26 @@ def test_settings_read_at_start_keep_their_values_with_a_warning(start_chatd, tm
     (tmp_path / ".env").write_text("CLIENT_TIMEOUT_SECONDS=30\n")
     c = start_chatd({"WORKERS": None}, cwd=tmp_path)
     workers = c.logs("server_started")[0]["workers"]
-    (tmp_path / ".env").write_text(f"CLIENT_TIMEOUT_SECONDS=20\nWORKERS={workers + 1}\n")
+    (tmp_path / ".env").write_text(f"CLIENT_TIMEOUT_SECONDS=20\nWORKERS={workers + 1}\nMAX_REQUEST_BYTES=2048\n")
     rec = reload(c)
     assert rec["level"] == "warning"
-    assert rec["unchanged_until_restart"] == "WORKERS,CLIENT_TIMEOUT_SECONDS"
+    assert rec["unchanged_until_restart"] == "WORKERS,CLIENT_TIMEOUT_SECONDS,MAX_REQUEST_BYTES"
     assert "restart" in rec["warning"]
     assert httpx.get(c.url + "/health").status_code == 200
+
+
+def test_reloaded_timeout_applies_to_new_requests(start_chatd, provider, tmp_path, chat):
+    from fakeprovider import Stream
+
+    (tmp_path / ".env").write_text("TIMEOUT_SECONDS=10\n")
+    c = start_chatd({"TIMEOUT_SECONDS": None}, cwd=tmp_path)
+    provider.then(Stream(tokens=["slow"], first_delay=1.0))
+    assert chat(c, message="hello there, slow but in time").status == 200
+    (tmp_path / ".env").write_text("TIMEOUT_SECONDS=0.3\n")
+    reload(c)
+    for _ in range(2):  # new connections may land on either worker
+        provider.then(Stream(tokens=["slow"], first_delay=3.0))
+        assert chat(c, message="hello there, now too slow").status == 504
 
 
 def test_open_stream_finishes_across_reloads(start_chatd, provider, tmp_path, chat):
@@ -348,3 +362,47 @@ def test_sighup_during_start_is_not_fatal(provider, tmp_path):
         reload(c, n=len(c.logs("config_reloaded")) + 1)  # and one more once it runs
     finally:
         c.stop()
+
+
+# -- what each provider field does on the wire ------------------------------------------
+
+
+def test_api_key_header_and_extra_headers_reach_the_provider(start_chatd, provider, tmp_path, chat):
+    doc = config_doc(provider.base_url)
+    doc["providers"][0].update(
+        api_key_header="api-key", headers={"HTTP-Referer": "https://chat.example.com", "X-Title": "chatd tests"}
+    )
+    c = start_chatd(file_env(write_config(tmp_path, doc)))
+    r = chat(c, message="hello there with headers")
+    assert r.status == 200, r.raw
+    h = {k.lower(): v for k, v in provider.requests[0].headers.items()}
+    assert h["api-key"] == TEST_API_KEY  # the bare key, no "Bearer"
+    assert "authorization" not in h
+    assert h["http-referer"] == "https://chat.example.com" and h["x-title"] == "chatd tests"
+    assert r.final["provider"] == "main" and r.final["model"] == "gpt-4o-mini"
+
+
+def test_ca_file_trusts_a_private_ca_and_nothing_else_does(start_chatd, provider, tmp_path, chat):
+    from tlsproxy import TLSProxy
+
+    with TLSProxy(provider.base_url) as tls:
+        doc = {
+            "providers": [
+                {"name": "private", "base_url": tls.base_url, "ca_file": tls.ca_file},
+                {"name": "untrusted", "base_url": tls.base_url},
+            ],
+            "models": [
+                {"name": "ok", "targets": [{"provider": "private", "model": "gpt-4o-mini"}]},
+                {"name": "bad", "targets": [{"provider": "untrusted", "model": "gpt-4o-mini"}]},
+            ],
+        }
+        c = start_chatd(file_env(write_config(tmp_path, doc), UPSTREAM_RETRIES="0"))
+        r = chat(c, message="hello there through TLS", model="ok")
+        assert r.status == 200, r.raw
+        assert r.final["status"] == "completed" and r.content == "Hello world"
+        assert len(provider.requests) == 1
+        r = chat(c, message="hello there through TLS", model="bad")
+        assert r.status == 200 and r.final["status"] == "error", r.raw
+        assert r.final["error"]["error"] == "upstream_unreachable"
+        assert "certificate" in r.final["error"]["detail"]
+        assert len(provider.requests) == 1  # verification failed: nothing reached the provider

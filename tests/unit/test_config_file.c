@@ -171,6 +171,14 @@ static const struct bad bad_cases[] = {
     { WRAP("{\"name\": \"a\", \"base_url\": \"http://h\", \"api_key_header\": \"api-key\"}", M_OK,
            ""),
       "providers[0]" },
+    { WRAP("{\"name\": \"a\", \"base_url\": \"http://h\", \"api_key_env\": \"AZ_KEY\", "
+           "\"api_key_header\": \"api key\"}",
+           M_OK, ""),
+      "providers[0].api_key_header" },
+    { WRAP("{\"name\": \"a\", \"base_url\": \"http://h\", \"api_key_env\": \"AZ_KEY\", "
+           "\"api_key_header\": \"api-key\", \"headers\": {\"API-KEY\": \"x\"}}",
+           M_OK, ""),
+      "providers[0].headers.API-KEY" },
     { WRAP("{\"name\": \"a\", \"base_url\": \"http://h\", \"headers\": {\"Authorization\": "
            "\"Bearer x\"}}",
            M_OK, ""),
