@@ -36,7 +36,7 @@ static int put_event(struct buf *out, const char *data, size_t len)
 static int v1_event(struct chat_stream *s, const struct sse_event *ev, const struct openai_chunk *c,
                     struct buf *out)
 {
-    if (c->n_choices == 0 && c->has_usage && !s->client_usage)
+    if (openai_chunk_usage_only(c) && !s->client_usage)
         return 0; /* asked for by chatd, not by the client */
     if (s->state == ST_WAITING && !c->substance) {
         put_event(&s->held, ev->data, ev->data_len);

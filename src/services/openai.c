@@ -171,6 +171,11 @@ int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out)
     return 0;
 }
 
+bool openai_chunk_usage_only(const struct openai_chunk *c)
+{
+    return c->n_choices == 0 && c->has_usage;
+}
+
 /* ---- error bodies ------------------------------------------------------------------- */
 
 /* The message of {"error":{"message":…}}, {"error":"…"}, {"message":…} or

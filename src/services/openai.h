@@ -46,6 +46,10 @@ struct openai_chunk {
  * stream chatd cannot trust). */
 int openai_chunk_parse(const char *data, size_t len, struct openai_chunk *out);
 
+/* True for the chunk that carries only usage (no choices): the one chatd always
+ * asks for and /v1 passes on only when the client asked for it too. */
+bool openai_chunk_usage_only(const struct openai_chunk *c);
+
 /* Summarizes a provider error body (JSON {"error":{"message":…}}, {"error":"…"},
  * {"message":…}, or text) into one line of at most outlen-1 bytes for logs and
  * error details: control characters dropped, white space collapsed, the API key

@@ -17,7 +17,8 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Isrc -Itests/fuzz \
 FUZZ_LIBS   := $(shell pkg-config --libs libevent libcurl jansson libcrypto hiredis 2>/dev/null) -lhttp_parser
 
 FUZZ_TARGETS := fuzz_sse fuzz_chat_request fuzz_dotenv fuzz_error_summary fuzz_uuid fuzz_jsonw \
-                fuzz_jscan fuzz_openai_chunk fuzz_http fuzz_http_conn fuzz_config_file fuzz_redis_url
+                fuzz_jscan fuzz_openai_chunk fuzz_http fuzz_http_conn fuzz_config_file fuzz_redis_url \
+                fuzz_v1_request
 FUZZ_BIN     := $(FUZZ_TARGETS:%=build/fuzz/%)
 FUZZ_OBJ     := $(patsubst src/%.c,build/fuzz/obj/%.o, \
                   $(wildcard src/core/*.c src/models/*.c src/services/*.c src/api/http*.c))

@@ -61,7 +61,8 @@ static void check_message(const char *m, size_t len, size_t chars)
 static bool known_field(const char *f)
 {
     return f != NULL && (strcmp(f, "body") == 0 || strcmp(f, "message") == 0 ||
-                         strcmp(f, "model") == 0 || strcmp(f, "max_tokens") == 0);
+                         strcmp(f, "model") == 0 || strcmp(f, "max_tokens") == 0 ||
+                         strcmp(f, "history") == 0 || strncmp(f, "history[", 8) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -36,7 +36,14 @@ static bool model(json_t *root, struct model *e)
         json_t *c0 = json_array_get(choices, 0);
         if (c0 != NULL && !json_is_object(c0))
             return false;
+        m->n_choices = (int)json_array_size(choices);
         json_t *delta = json_object_get(c0, "delta"), *fin = json_object_get(c0, "finish_reason");
+        const char *k;
+        json_t *kv;
+        if (json_is_object(delta))
+            json_object_foreach(delta, k, kv) /* a tool call, refusal, reasoning … */
+                if (strcmp(k, "role") != 0 && strcmp(k, "content") != 0 && !json_is_null(kv))
+                    m->substance = true;
         if (delta != NULL && !json_is_null(delta)) {
             json_t *content_v = json_object_get(delta, "content");
             if (!json_is_object(delta) ||
@@ -45,12 +52,14 @@ static bool model(json_t *root, struct model *e)
             if (json_is_string(content_v) && json_string_length(content_v) > 0) {
                 e->content = json_string_value(content_v);
                 e->content_len = json_string_length(content_v);
+                m->substance = true;
             }
         }
         if (fin != NULL && !json_is_null(fin)) {
             if (!json_is_string(fin))
                 return false;
             e->finish = json_string_value(fin);
+            m->substance = true;
         }
     }
     if (json_is_object(usage)) {
@@ -125,6 +134,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_content(&c, e.content, e.content_len);
         check_finish(c.finish_reason, e.finish);
         CHECK(c.has_usage == e.m.has_usage && c.is_error == e.m.is_error);
+        CHECK(c.n_choices == e.m.n_choices && c.substance == e.m.substance);
+        /* the usage-only chunk /v1 strips unless the client asked for it */
+        CHECK(openai_chunk_usage_only(&c) == (e.m.n_choices == 0 && e.m.has_usage));
         if (c.has_usage)
             CHECK(c.prompt_tokens == e.m.prompt_tokens &&
                   c.completion_tokens == e.m.completion_tokens &&
