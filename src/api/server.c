@@ -273,6 +273,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
     w->cfg = next; /* the reference the main thread took for this worker */
     struct timeval tv = clock_timeval(next->timeout_s); /* streams keep the one they started with */
     w->timeout_tv = event_base_init_common_timeout(w->base, &tv);
+    provider_retire_missing(w->provider, next); /* closed once their last stream ends */
     config_unref(old);
 }
 

@@ -1,7 +1,11 @@
 /* provider: see provider.h. The glue follows curl's multi-event.c: a socket
  * context per socket (made on CURL_POLL_IN/OUT, freed on CURL_POLL_REMOVE), one
  * timer for curl's timeouts, and CURLMSG_DONE handled after every action:
- * remove the handle, tell the owner, recycle the handle. */
+ * remove the handle, tell the owner, recycle the handle.
+ *
+ * Each provider of the configuration gets its own multi handle on this worker
+ * (a "pool": its connection cache and timer), so that a provider removed by a
+ * reload can have its connections closed once its last transfer has ended. */
 #include "services/provider.h"
 
 #include <assert.h>
@@ -26,7 +30,6 @@
  * cost memory (measured: 4 KiB and 16 KiB give the same RSS per stream), while
  * a buffer smaller than a burst of events costs a second read: 16 KiB. */
 #define RECV_BUFFER 16384L
-#define H2_MEMORY   64 /* provider URLs remembered as speaking HTTP/2 */
 
 /* A socket curl asked us to watch. Connection sockets (opened through
  * open_socket) stay registered while their connection idles in curl's cache,
@@ -34,22 +37,35 @@
  * the next transfer, and keeping the registration saves two epoll_ctl calls per
  * request. Every close of such a socket comes through close_socket, which
  * drops the registration before the descriptor number can be reused. */
+struct pool;
+
 struct sock_ctx {
     struct event ev;
     struct provider *p;
-    short kind;   /* what ev waits for; 0 when it is not added */
-    bool managed; /* a connection socket we opened: may stay dormant */
-    bool tracked; /* curl watches it now */
+    struct pool *pool; /* whose multi handle the socket belongs to */
+    short kind;        /* what ev waits for; 0 when it is not added */
+    bool managed;      /* a connection socket we opened: may stay dormant */
+    bool tracked;      /* curl watches it now */
+};
+
+/* One provider's connections on this worker. */
+struct pool {
+    struct provider *p;
+    struct pool *next;
+    CURLM *multi;
+    struct event timer; /* curl's timeout */
+    struct event reap;  /* frees a retired pool from the loop */
+    char *key;          /* name, URL and CA bundle: what makes its connections its own */
+    bool h2;            /* its transfers ran over HTTP/2: new ones may wait to multiplex */
+    bool retired;       /* its provider left the configuration */
+    size_t active;
 };
 
 struct provider {
     struct event_base *base;
-    int in_callback; /* > 0 while curl runs one of our callbacks: no multi calls then */
-    /* Provider URLs whose transfers ran over HTTP/2: new ones may wait to multiplex. */
-    char *h2_urls[H2_MEMORY];
-    size_t n_h2;
-    CURLM *multi;
-    struct event *timer;
+    int in_callback;    /* > 0 while curl runs one of our callbacks: no multi calls then */
+    long max_connects;  /* idle connections each pool keeps */
+    struct pool *pools; /* one per provider in use */
     CURL *pool[POOL_MAX];
     size_t n_pool;
     struct provider_call *calls;    /* in progress, for provider_free */
@@ -65,6 +81,7 @@ enum deferred { DEFER_NONE, DEFER_CANCEL, DEFER_RESUME, DEFER_RELEASE_EXPIRED };
 
 struct provider_call {
     struct provider *p;
+    struct pool *pool;
     struct provider_call *prev, *next;
     CURL *easy;
     char *body;
@@ -82,7 +99,7 @@ struct provider_call {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-static void check_done(struct provider *p);
+static void check_done(struct pool *pool);
 static void check_mcode(CURLMcode rc, const char *what);
 
 /* ---- the event-loop glue ------------------------------------------------------------ */
@@ -128,7 +145,7 @@ static void sock_free(struct provider *p, curl_socket_t fd)
 static void on_sock_event(evutil_socket_t fd, short what, void *arg)
 {
     struct sock_ctx *sc = arg;
-    struct provider *p = sc->p;
+    struct pool *pool = sc->pool;
     if (!sc->tracked) {
         /* An idle connection stirred (the provider closed it): stop watching;
          * curl checks a connection before it reuses one. */
@@ -139,15 +156,16 @@ static void on_sock_event(evutil_socket_t fd, short what, void *arg)
     int flags =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
-    check_mcode(curl_multi_socket_action(p->multi, fd, flags, &running), "socket_action");
-    check_done(p);
+    check_mcode(curl_multi_socket_action(pool->multi, fd, flags, &running), "socket_action");
+    check_done(pool);
 }
 
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
     (void)socketp;
-    struct provider *p = userp;
+    struct pool *pool = userp;
+    struct provider *p = pool->p;
     struct sock_ctx *sc = sock_find(p, s);
     if (what == CURL_POLL_REMOVE) {
         if (sc == NULL)
@@ -165,6 +183,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     }
     if (sc == NULL && (sc = sock_new(p, s, false)) == NULL)
         return -1;
+    sc->pool = pool;
     sc->tracked = true;
     short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                  ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
@@ -181,12 +200,15 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
-    struct provider *p = clientp;
+    struct pool *pool = clientp;
     curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (fd >= 0 && sock_new(p, fd, true) == NULL) {
+    struct sock_ctx *sc = fd >= 0 ? sock_new(pool->p, fd, true) : NULL;
+    if (fd >= 0 && sc == NULL) {
         close(fd);
         return CURL_SOCKET_BAD;
     }
+    if (sc != NULL)
+        sc->pool = pool;
     return fd;
 }
 
@@ -200,23 +222,23 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct provider *p = arg;
+    struct pool *pool = arg;
     int running;
-    check_mcode(curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running),
+    check_mcode(curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT, 0, &running),
                 "socket_action");
-    check_done(p);
+    check_done(pool);
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    struct provider *p = userp;
+    struct pool *pool = userp;
     if (timeout_ms < 0) {
-        evtimer_del(p->timer);
+        evtimer_del(&pool->timer);
         return 0;
     }
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-    evtimer_add(p->timer, &tv);
+    evtimer_add(&pool->timer, &tv);
     return 0;
 }
 
@@ -246,7 +268,8 @@ static void detach(struct provider_call *call)
 {
     struct provider *p = call->p;
     assert(p->in_callback == 0);
-    check_mcode(curl_multi_remove_handle(p->multi, call->easy), "remove_handle");
+    check_mcode(curl_multi_remove_handle(call->pool->multi, call->easy), "remove_handle");
+    call->pool->active--;
     if (call->prev != NULL)
         call->prev->next = call->next;
     else
@@ -282,33 +305,21 @@ static void tell_done(struct provider_call *call, CURLcode result, const char *e
     cb->on_done(call->owner, (int)result, errbuf);
 }
 
-static bool h2_known(const struct provider *p, const char *url)
-{
-    for (size_t i = 0; i < p->n_h2; i++)
-        if (strcmp(p->h2_urls[i], url) == 0)
-            return true;
-    return false;
-}
-
-static void learn_version(struct provider *p, struct provider_call *call)
+static void learn_version(struct provider_call *call)
 {
     long v = 0;
-    const char *url = call->target->chat_url;
     call->version_known = true;
-    if (curl_easy_getinfo(call->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK ||
-        v != CURL_HTTP_VERSION_2_0 || h2_known(p, url) || p->n_h2 == H2_MEMORY)
-        return;
-    char *copy = strdup(url);
-    if (copy != NULL) /* without memory, new transfers just do not wait to multiplex */
-        p->h2_urls[p->n_h2++] = copy;
+    if (curl_easy_getinfo(call->easy, CURLINFO_HTTP_VERSION, &v) == CURLE_OK &&
+        v == CURL_HTTP_VERSION_2_0)
+        call->pool->h2 = true;
 }
 
-static void check_done(struct provider *p)
+static void check_done(struct pool *pool)
 {
     CURLMsg *msg;
     int left;
-    assert(p->in_callback == 0);
-    while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
+    assert(pool->p->in_callback == 0);
+    while ((msg = curl_multi_info_read(pool->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct provider_call *call = NULL;
@@ -318,6 +329,8 @@ static void check_done(struct provider *p)
         tell_done(call, result, call->errbuf);
         free_call(call);
     }
+    if (pool->retired && pool->active == 0)
+        event_active(&pool->reap, EV_TIMEOUT, 1); /* not from inside its own multi's work */
 }
 
 static size_t on_write(char *ptr, size_t size, size_t n, void *userdata)
@@ -329,7 +342,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *userdata)
     if (call->cb == NULL)
         return len; /* released: the owner is gone, the bytes only drain the connection */
     if (!call->version_known)
-        learn_version(call->p, call);
+        learn_version(call);
     call->p->in_callback++;
     enum provider_verdict v = call->cb->on_data(call->owner, ptr, len);
     call->p->in_callback--;
@@ -381,7 +394,6 @@ static CURL *new_easy(struct provider *p)
     if (p->no_proxy != NULL)
         curl_easy_setopt(e, CURLOPT_NOPROXY, p->no_proxy);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, p);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, p);
     return e;
@@ -436,8 +448,98 @@ static int set_target_options(struct provider *p, struct provider_call *call,
     /* Waiting for a connection being set up, in case it can multiplex, is right
      * only for a provider known to speak HTTP/2; over HTTP/1.1 it makes a burst of
      * new streams wait for another stream's whole answer. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, (long)(https && h2_known(p, pc->chat_url)));
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, (long)(https && call->pool->h2));
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call->pool);
     return 0;
+}
+
+/* ---- pools: one multi handle per provider ------------------------------------------ */
+
+static char *pool_key(const struct provider_conf *pc)
+{
+    char *key = NULL;
+    if (asprintf(&key, "%s\n%s\n%s", pc->name, pc->chat_url, pc->ca_file ? pc->ca_file : "") < 0)
+        return NULL;
+    return key;
+}
+
+static void pool_free(struct pool *pool)
+{
+    struct provider *p = pool->p;
+    struct pool **pp = &p->pools;
+    while (*pp != pool)
+        pp = &(*pp)->next;
+    *pp = pool->next;
+    if (pool->multi != NULL)
+        curl_multi_cleanup(pool->multi); /* closes its connections (close_socket) */
+    event_del(&pool->timer);
+    event_del(&pool->reap);
+    log_event(LOG_DEBUG, "provider_pool_closed", NULL, LOG_STR("pool", pool->key ? pool->key : ""));
+    free(pool->key);
+    free(pool);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pool *pool = arg;
+    if (pool->retired && pool->active == 0)
+        pool_free(pool);
+}
+
+static struct pool *pool_new(struct provider *p, char *key)
+{
+    struct pool *pool = calloc(1, sizeof *pool);
+    if (pool == NULL) {
+        free(key);
+        return NULL;
+    }
+    *pool = (struct pool){ .p = p, .key = key, .multi = curl_multi_init(), .next = p->pools };
+    p->pools = pool;
+    evtimer_assign(&pool->timer, p->base, on_timeout, pool);
+    evtimer_assign(&pool->reap, p->base, on_reap, pool);
+    CURLM *m = pool->multi;
+    if (m == NULL || curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_SOCKETDATA, pool) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_TIMERDATA, pool) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, p->max_connects) != CURLM_OK) {
+        pool_free(pool);
+        return NULL;
+    }
+    return pool;
+}
+
+/* The pool of this provider, made on first use. */
+static struct pool *pool_for(struct provider *p, const struct provider_conf *pc)
+{
+    char *key = pool_key(pc);
+    if (key == NULL)
+        return NULL;
+    for (struct pool *pool = p->pools; pool != NULL; pool = pool->next)
+        if (!pool->retired && strcmp(pool->key, key) == 0) {
+            free(key);
+            return pool;
+        }
+    return pool_new(p, key);
+}
+
+void provider_retire_missing(struct provider *p, const struct config *cfg)
+{
+    for (struct pool *pool = p->pools; pool != NULL; pool = pool->next) {
+        bool kept = false;
+        for (size_t i = 0; i < cfg->n_providers && !kept; i++) {
+            char *key = pool_key(&cfg->providers[i]);
+            kept = key == NULL || strcmp(key, pool->key) == 0; /* no memory: keep it */
+            free(key);
+        }
+        if (!kept && !pool->retired) {
+            pool->retired = true;
+            if (pool->active == 0)
+                event_active(&pool->reap, EV_TIMEOUT, 1);
+        }
+    }
 }
 
 struct provider_call *provider_start(struct provider *p, const struct provider_conf *target,
@@ -456,7 +558,8 @@ struct provider_call *provider_start(struct provider *p, const struct provider_c
         .p = p, .easy = e, .body = body, .target = target, .cb = cb, .owner = owner
     };
     evtimer_assign(&call->ev, p->base, on_deferred, call);
-    if (set_target_options(p, call, connect_timeout_s) != 0) {
+    call->pool = pool_for(p, target);
+    if (call->pool == NULL || set_target_options(p, call, connect_timeout_s) != 0) {
         recycle(p, e);
         free(body);
         free(call);
@@ -467,7 +570,7 @@ struct provider_call *provider_start(struct provider *p, const struct provider_c
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
-    CURLMcode rc = curl_multi_add_handle(p->multi, e);
+    CURLMcode rc = curl_multi_add_handle(call->pool->multi, e);
     if (rc != CURLM_OK) {
         check_mcode(rc, "add_handle");
         curl_slist_free_all(call->headers);
@@ -481,6 +584,7 @@ struct provider_call *provider_start(struct provider *p, const struct provider_c
         p->calls->prev = call;
     p->calls = call;
     p->active++;
+    call->pool->active++;
     return call;
 }
 
@@ -529,7 +633,7 @@ void provider_resume(struct provider_call *call)
         free_call(call);
         return;
     }
-    check_done(p);
+    check_done(call->pool);
 }
 
 long provider_status(struct provider_call *call)
@@ -592,19 +696,9 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     if (p == NULL)
         return NULL;
     p->base = base;
-    p->multi = curl_multi_init();
-    p->timer = evtimer_new(base, on_timeout, p);
-    if (p->multi == NULL || p->timer == NULL || read_proxy_env(p) != 0) {
-        provider_free(p);
-        return NULL;
-    }
     /* Keep idle provider connections for reuse: one per stream that may run at once. */
-    long keep = cfg->max_streams / cfg->workers + 16;
-    if (curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p) != CURLM_OK ||
-        curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
-        curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p) != CURLM_OK ||
-        curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, keep) != CURLM_OK) {
+    p->max_connects = cfg->max_streams / cfg->workers + 16;
+    if (read_proxy_env(p) != 0) {
         provider_free(p);
         return NULL;
     }
@@ -619,17 +713,13 @@ void provider_free(struct provider *p)
         end_call(p->calls);
     for (size_t i = 0; i < p->n_pool; i++)
         curl_easy_cleanup(p->pool[i]);
-    if (p->multi != NULL)
-        curl_multi_cleanup(p->multi);
-    if (p->timer != NULL)
-        event_free(p->timer);
+    while (p->pools != NULL)
+        pool_free(p->pools);
     for (size_t fd = 0; fd < p->n_socks; fd++)
         sock_free(p, (curl_socket_t)fd);
     free(p->socks);
     free(p->proxy_http);
     free(p->proxy_https);
     free(p->no_proxy);
-    for (size_t i = 0; i < p->n_h2; i++)
-        free(p->h2_urls[i]);
     free(p);
 }

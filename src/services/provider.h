@@ -77,6 +77,10 @@ const char *provider_content_type(struct provider_call *call);
  * or -1 when it sent none or garbage. */
 long provider_retry_after_ms(struct provider_call *call);
 
+/* After a reload: the connection pools of providers that cfg no longer has are
+ * closed once their last transfer has ended (at once when they have none). */
+void provider_retire_missing(struct provider *p, const struct config *cfg);
+
 /* Number of transfers in progress (orphans included). */
 size_t provider_active(const struct provider *p);
 
