@@ -15,6 +15,13 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 SRC      := $(wildcard src/core/*.c src/models/*.c src/services/*.c src/api/*.c)
 OBJ      := $(SRC:src/%.c=build/obj/%.o)
 ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o)
+TSAN_OBJ := $(SRC:src/%.c=build/tsan/obj/%.o)
+
+# ThreadSanitizer: gcc 12's runtime (libtsan2) works with Debian's libraries here.
+TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+# The failing-allocator build: the ASan objects, linked with chatd's own calls to
+# the allocator (and accept4, which arms it) routed through tests/failalloc.
+FAILALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=accept4
 
 # The web chat page (web/) is compiled in as a generated C file (src/api/ui.c serves it).
 WEB_FILES := $(sort $(wildcard web/*))
@@ -26,8 +33,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 PYTEST   := /usr/bin/python3 -m pytest
 
-.PHONY: all asan deps run demo test unit integration integration-asan web-test format \
-        format-check bench-smoke clean clients
+.PHONY: all asan tsan failalloc deps run demo test unit integration integration-asan \
+        integration-tsan failalloc-sweep web-test format format-check bench-smoke clean clients
 
 all: build/chatd
 
@@ -56,6 +63,24 @@ build/asan/chatd: $(ASAN_OBJ) build/asan/obj/main.o
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 
 build/asan/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+tsan: build/tsan/chatd
+
+build/tsan/chatd: $(TSAN_OBJ) build/tsan/obj/main.o
+	$(CC) $(TSAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+build/tsan/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
+
+failalloc: build/failalloc/chatd
+
+build/failalloc/chatd: $(ASAN_OBJ) build/asan/obj/main.o build/failalloc/failalloc.o
+	$(CC) $(SAN_FLAGS) $(FAILALLOC_WRAP) -o $@ $^ $(PKG_LIBS)
+
+build/failalloc/failalloc.o: tests/failalloc/failalloc.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
@@ -134,4 +159,4 @@ clean:
 # Optional: the container build copies only what building chatd needs.
 -include tests/fuzz/fuzz.mk
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(TSAN_OBJ:.o=.d)

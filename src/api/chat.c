@@ -3,6 +3,7 @@
  * chatd's own numbered events ending in one final event. */
 #include "api/chat.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -112,7 +113,12 @@ void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
 {
     struct chat_request creq;
     struct chat_request_error err;
-    if (chat_request_parse(req->body, req->body_len, w->cfg, &creq, &err) != 0) {
+    int rc = chat_request_parse(req->body, req->body_len, w->cfg, &creq, &err);
+    if (rc == -ENOMEM) {
+        mw_respond_error(w, c, req, ROUTE_CHAT, ERR_INTERNAL, NULL, NULL, 0);
+        return;
+    }
+    if (rc != 0) {
         char detail[1024];
         error_detail(detail, sizeof detail, ERR_VALIDATION, err.what, err.why, err.todo);
         mw_respond_error(w, c, req, ROUTE_CHAT, ERR_VALIDATION, detail, NULL, 0);

@@ -440,8 +440,10 @@ struct http_conn *http_conn_open(struct http_server *s, int fd)
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     if (c->in == NULL || c->out == NULL) {
-        evbuffer_free(c->in);
-        evbuffer_free(c->out);
+        if (c->in != NULL) /* evbuffer_free does not take NULL */
+            evbuffer_free(c->in);
+        if (c->out != NULL)
+            evbuffer_free(c->out);
         free(c);
         return NULL;
     }

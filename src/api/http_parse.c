@@ -63,7 +63,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
     if (r->path_len + len > HTTP_MAX_TARGET)
         return reject(conn_of(p), 414);
     if (append(&r->path, &r->path_len, &r->path_cap, 64, at, len) != 0)
-        return reject(conn_of(p), 400);
+        return reject(conn_of(p), 500); /* out of memory: not the client's fault */
     return 0;
 }
 
@@ -182,7 +182,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
      * holds only what it has sent. */
     size_t first = r->content_length ? (size_t)r->content_length + 1 : 1024;
     if (append(&r->body, &r->body_len, &r->body_cap, first, at, len) != 0)
-        return reject(c, 400);
+        return reject(c, 500);
     return 0;
 }
 

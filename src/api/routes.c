@@ -226,6 +226,7 @@ static void on_protocol_error(struct http_conn *c, struct http_request *req, int
     case 414: code = ERR_URI_TOO_LONG; break;
     case 417: code = ERR_EXPECTATION_FAILED; break;
     case 431: code = ERR_HEADERS_TOO_LARGE; break;
+    case 500: code = ERR_INTERNAL; break;
     case 501: code = ERR_NOT_IMPLEMENTED; break;
     case 505: code = ERR_VERSION_UNSUPPORTED; break;
     default: code = ERR_BAD_REQUEST;

@@ -269,7 +269,9 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
         ints_as_reals = max_tokens_written_as_integer(body, len);
     }
     int rc;
-    if (root == NULL) /* jerr.text may quote the body, so only the position is told */
+    if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+        return -ENOMEM; /* not the client's fault: no validation error */
+    if (root == NULL)   /* jerr.text may quote the body, so only the position is told */
         return fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",
                     "POST /chat takes a JSON object with a \"message\" string",
                     "The request body is not valid JSON (line %d, column %d)", jerr.line,

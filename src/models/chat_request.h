@@ -33,7 +33,7 @@ struct chat_request_error {
 };
 
 /* Parses and validates body[0..len). Returns 0 and fills req (free it with
- * chat_request_free), or -EINVAL and fills err. Neither the error nor anything
+ * chat_request_free), -EINVAL and fills err, or -ENOMEM. Neither the error nor anything
  * else derived from the body ever contains the message text. */
 int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                        struct chat_request *req, struct chat_request_error *err);

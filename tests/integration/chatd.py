@@ -25,17 +25,21 @@ ALL_OUTPUT: List[str] = []
 # Every message text a test sent, which must never reach the logs.
 SENT_MESSAGES: List[str] = []
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer",
+                     "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer", "FATAL: ThreadSanitizer")
+# CHATD_WORKERS replaces the default WORKERS (2) of every chatd a test starts
+# (make integration-tsan: 4); a test that asks for a number of its own keeps it.
+DEFAULT_WORKERS = os.environ.get("CHATD_WORKERS") or "2"
 
 
 class Chatd:
     def __init__(self, env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None, expect_exit: Optional[int] = 0,
-                 wrapper: Optional[List[str]] = None):
+                 wrapper: Optional[List[str]] = None, binary: Optional[str] = None):
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOST": "127.0.0.1",
             "PORT": "0",
-            "WORKERS": "2",
+            "WORKERS": DEFAULT_WORKERS,
             "LOG_LEVEL": "debug",
             "OPENAI_API_KEY": TEST_API_KEY,
             "TIMEOUT_SECONDS": "5",
@@ -44,6 +48,7 @@ class Chatd:
             "UPSTREAM_RETRIES": "0",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+            "TSAN_OPTIONS": "halt_on_error=0:second_deadlock_stack=1",
         }
         if env:
             for k, v in env.items():
@@ -51,6 +56,7 @@ class Chatd:
                     self.env.pop(k, None)
                 else:
                     self.env[k] = v
+        self.binary = binary or BINARY
         self.cwd = cwd
         self.wrapper = wrapper or []  # e.g. valgrind and its options
         self.expect_exit = expect_exit
@@ -65,7 +71,7 @@ class Chatd:
 
     def start(self, wait=True, preexec_fn=None):
         self.proc = subprocess.Popen(
-            self.wrapper + [BINARY],
+            self.wrapper + [self.binary],
             env=self.env,
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
