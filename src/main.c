@@ -10,6 +10,7 @@
 #include "api/server.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "models/chat_request.h"
 
 #define CHATD_VERSION "1.0.0"
 
@@ -87,6 +88,7 @@ int main(int argc, char **argv)
                 argv[1]);
         return 2;
     }
+    chat_json_setup();        /* before any jansson call */
     signal(SIGPIPE, SIG_IGN); /* a closed client socket is an error return, not a signal */
     struct config *cfg;
     char err[1024];

@@ -31,7 +31,9 @@ static int chat_event(struct chat_stream *s, const struct sse_event *ev,
     (void)ev;
     if (c->content_json == NULL)
         return 0; /* upstream events with no text are not relayed */
-    stream_event_content(out, c->content_json, c->content_json_len, s->sequence++, s->cid);
+    if (stream_event_content(out, c->content_json, c->content_json_len, s->sequence, s->cid) != 0)
+        return -ENOMEM; /* taken back by the stream: no gap in the sequence */
+    s->sequence++;
     s->content_events++;
     log_event(LOG_DEBUG, "chunk_sent", s->cid, LOG_INT("sequence", (long long)s->sequence - 1),
               LOG_INT("elapsed_ms", stream_elapsed_ms(s)));
@@ -69,15 +71,24 @@ static void chat_error_event(struct chat_stream *s, enum error_code code, const 
  * (504); every other failure is the stream's one final event. */
 static int chat_error_answer(struct chat_stream *s, enum error_code code, const char *detail)
 {
+    char internal[1024];
     if (code != ERR_TIMEOUT) {
         struct buf *out = &s->w->scratch;
         chat_error_event(s, code, detail, out);
-        stream_send_headers(s);
-        http_stream_write(s->conn, out->p, out->len);
+        if (!out->failed) {
+            stream_send_headers(s);
+            http_stream_write(s->conn, out->p, out->len);
+            out->len = 0;
+            http_stream_end(s->conn);
+            return 200;
+        }
+        out->failed = false; /* out of memory: a 500 from the stack instead */
         out->len = 0;
-        http_stream_end(s->conn);
-        return 200;
+        code = ERR_INTERNAL;
+        error_detail(internal, sizeof internal, code, NULL, NULL, NULL);
+        detail = internal;
     }
+    int status = code == ERR_TIMEOUT ? 504 : 500;
     char body[2048];
     size_t len = error_json_body(body, sizeof body, code, detail, s->cid);
     struct http_header h[STREAM_MAX_HEADERS];
@@ -85,8 +96,8 @@ static int chat_error_answer(struct chat_stream *s, enum error_code code, const 
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
     n = stream_headers(s, h, n);
-    http_respond(s->conn, 504, h, n, body, len);
-    return 504;
+    http_respond(s->conn, status, h, n, body, len);
+    return status;
 }
 
 static const struct stream_encoder chat_encoder = {

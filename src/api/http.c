@@ -69,8 +69,7 @@ static void enable_read(struct http_conn *c, bool on)
         event_del(&c->rev);
 }
 
-/* The client is gone or hopeless: tell the owner, then free. */
-static void conn_gone(struct http_conn *c)
+static void tell_owner_gone(struct http_conn *c)
 {
     const struct http_owner_ops *ops = c->owner_ops;
     void *owner = c->owner;
@@ -78,6 +77,12 @@ static void conn_gone(struct http_conn *c)
     c->owner = NULL;
     if (ops != NULL)
         ops->on_client_gone(owner);
+}
+
+/* The client is gone or hopeless: tell the owner, then free. */
+static void conn_gone(struct http_conn *c)
+{
+    tell_owner_gone(c);
     conn_free(c);
 }
 
@@ -161,6 +166,13 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if (c->broken) {
         conn_gone(c);
         return;
+    }
+    if (c->write_failed && !c->response_done) {
+        /* Out of memory while queueing (http_write.c): the answer cannot go on.
+         * The owner stops; what is queued goes, then the connection closes. */
+        tell_owner_gone(c);
+        c->response_done = true;
+        c->notify_drained = false;
     }
     if (evbuffer_get_length(c->out) > 0)
         return;

@@ -128,6 +128,10 @@ void http_stream_write(struct http_conn *c, const char *data, size_t len);
 /* Ends the streamed body; the connection goes on to the next request. */
 void http_stream_end(struct http_conn *c);
 
+/* Ends the streamed response without its end (no last chunk): what is queued
+ * goes, then the connection closes, so the client sees the stream cut short. */
+void http_stream_abort(struct http_conn *c);
+
 /* Sets who hears of the client leaving while an answer is pending; NULL ops to clear. */
 void http_conn_set_owner(struct http_conn *c, const struct http_owner_ops *ops, void *owner);
 

@@ -88,6 +88,7 @@ struct http_conn {
     bool notify_drained;
     bool flush_scheduled; /* the write handler will run in this loop turn */
     bool broken;          /* a write failed; close from the write handler */
+    bool write_failed;    /* out of memory while queueing: nothing more is queued */
     bool processing;      /* inside process_input */
     bool reading_enabled;
     size_t header_bytes;

@@ -71,8 +71,26 @@ static char *put_header(char *p, char *end, const char *name, const char *value)
     return p;
 }
 
-static void write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
-                       const char *length)
+/* Makes room for n more bytes of output so that the pieces appended next cannot
+ * fail half way (evbuffer_expand: no allocation for the next n bytes). Out of
+ * memory, nothing more is queued for this connection: what is queued (whole
+ * pieces only) still goes, the owner hears the client is gone and the
+ * connection closes (from the write handler, http.c). */
+static bool out_room(struct http_conn *c, size_t n)
+{
+    if (!c->write_failed && evbuffer_expand(c->out, n) == 0)
+        return true;
+    if (!c->write_failed) {
+        c->write_failed = true;
+        c->keep_alive = false;
+        event_active(&c->wev, EV_WRITE, 1);
+    }
+    return false;
+}
+
+/* Queues the head, with room for extra body bytes after it; false when out of memory. */
+static bool write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
+                       const char *length, size_t extra)
 {
     /* One answer per request, from on_headers (READING) or later (HANDLING). */
     assert((c->state == CS_READING || c->state == CS_HANDLING) && !c->response_done);
@@ -94,7 +112,10 @@ static void write_head(struct http_conn *c, int status, const struct http_header
         p = put_header(p, end, "Connection", "keep-alive");
     *p++ = '\r';
     *p++ = '\n';
+    if (!out_room(c, (size_t)(p - buf) + extra))
+        return false;
     evbuffer_add(c->out, buf, (size_t)(p - buf));
+    return true;
 }
 
 /* The answer is whole: the owner is done with the connection. */
@@ -117,8 +138,10 @@ void http_respond(struct http_conn *c, int status, const struct http_header *h, 
     c->chunked = false;
     /* RFC 9110 §8.6, §15.3.5: no Content-Length and no body with 1xx or 204 */
     bool bodiless = status < 200 || status == 204 || status == 304;
-    write_head(c, status, h, nh, bodiless && status != 304 ? NULL : length);
-    if (!c->head && !bodiless && len > 0)
+    bool send_body = !c->head && !bodiless && len > 0;
+    if (write_head(c, status, h, nh, bodiless && status != 304 ? NULL : length,
+                   send_body ? len : 0) &&
+        send_body)
         evbuffer_add(c->out, body, len);
     response_complete(c);
 }
@@ -138,7 +161,7 @@ void http_stream_begin(struct http_conn *c, int status, const struct http_header
     c->chunked = !c->http10;
     if (c->http10)
         c->keep_alive = false; /* the end of the body is the end of the connection */
-    write_head(c, status, h, nh, NULL);
+    write_head(c, status, h, nh, NULL, 0);
     schedule_flush(c); /* the head leaves with the first event, in one write */
 }
 
@@ -161,7 +184,7 @@ static size_t chunk_size_line(char out[20], size_t len)
 
 void http_stream_write(struct http_conn *c, const char *data, size_t len)
 {
-    if (len == 0 || c->head)
+    if (len == 0 || c->head || !out_room(c, len + 20 + 2))
         return;
     if (c->chunked) {
         char size[20];
@@ -176,8 +199,14 @@ void http_stream_write(struct http_conn *c, const char *data, size_t len)
 
 void http_stream_end(struct http_conn *c)
 {
-    if (c->chunked && !c->head)
+    if (c->chunked && !c->head && out_room(c, 5))
         evbuffer_add(c->out, "0\r\n\r\n", 5);
+    response_complete(c);
+}
+
+void http_stream_abort(struct http_conn *c)
+{
+    c->keep_alive = false; /* no end marker: the client sees the stream cut */
     response_complete(c);
 }
 

@@ -90,6 +90,36 @@ static void flush_events(struct chat_stream *s)
     out->len = 0;
 }
 
+/* Encoders append an event whole or not at all: one that ran out of memory half
+ * way (README, Design: allocation failures) has what it appended taken back
+ * here. Returns true when it had. */
+static bool taken_back(struct chat_stream *s, size_t mark, size_t held_mark)
+{
+    struct buf *out = &s->w->scratch;
+    if (!out->failed && !s->held.failed)
+        return false;
+    out->failed = s->held.failed = false;
+    out->len = mark;
+    if (out->p != NULL)
+        out->p[mark] = '\0';
+    s->held.len = held_mark;
+    return true;
+}
+
+/* Sends the final event just encoded after mark and ends the response; when it
+ * could not be encoded the response is cut instead (no end marker), so the
+ * client sees a stream cut short, never half an event. False then. */
+static bool end_stream(struct chat_stream *s, size_t mark, size_t held_mark)
+{
+    bool cut = taken_back(s, mark, held_mark);
+    flush_events(s);
+    if (cut)
+        http_stream_abort(s->conn);
+    else
+        http_stream_end(s->conn);
+    return !cut;
+}
+
 /* ---- the one way out ------------------------------------------------------------- */
 
 static void unlink_stream(struct chat_stream *s)
@@ -154,15 +184,17 @@ static void finish_completed(struct chat_stream *s)
     int status = 200;
     if (s->state == ST_WAITING)
         attempt_succeeded(s); /* an answer without a first token (JSON, or empty) */
+    enum outcome o = OUTCOME_COMPLETED;
     if (s->conn != NULL && s->enc->sse) {
+        size_t mark = s->w->scratch.len, held_mark = s->held.len;
         s->enc->completed(s, &s->w->scratch);
-        flush_events(s);
-        http_stream_end(s->conn);
+        if (!end_stream(s, mark, held_mark))
+            o = OUTCOME_ERROR;
     } else if (s->conn != NULL) {
         s->enc->completed(s, &s->w->scratch);
         s->w->scratch.len = 0;
     }
-    finish(s, OUTCOME_COMPLETED, status);
+    finish(s, o, status);
 }
 
 /* Ends the stream with an error: answered whole when nothing was sent yet, else
@@ -184,9 +216,9 @@ static void finish_error(struct chat_stream *s, enum error_code code, const char
     } else if (s->conn != NULL) {
         if (code == ERR_TIMEOUT)
             code = ERR_UPSTREAM_TIMEOUT; /* headers already went out: the event says it */
+        size_t mark = s->w->scratch.len, held_mark = s->held.len;
         s->enc->error_event(s, code, detail, &s->w->scratch);
-        flush_events(s);
-        http_stream_end(s->conn);
+        end_stream(s, mark, held_mark);
     }
     finish(s, o, status);
 }
@@ -264,7 +296,11 @@ static int on_sse_event(void *ctx, const struct sse_event *ev)
         return fail_later(s, ERR_UPSTREAM_ERROR, what);
     }
     take_usage(s, &c);
-    if (s->enc->event(s, ev, &c, &s->w->scratch) == 1 && s->state == ST_WAITING)
+    size_t mark = s->w->scratch.len, held_mark = s->held.len;
+    int began = s->enc->event(s, ev, &c, &s->w->scratch);
+    if (taken_back(s, mark, held_mark))
+        return fail_later(s, ERR_INTERNAL, NULL);
+    if (began == 1 && s->state == ST_WAITING)
         first_token(s);
     return 0;
 }

@@ -48,7 +48,8 @@ struct stream_encoder {
     /* Appends the provider request for this target's model. 0 or -ENOMEM. */
     int (*request_body)(struct chat_stream *s, const char *model, struct buf *out);
     /* One event of a 2xx provider stream: appends what the client gets to out.
-     * Returns 1 when the answer has begun with it (the first token), else 0. */
+     * Returns 1 when the answer has begun with it (the first token), else 0.
+     * Out of memory, the stream takes back what was appended (to out or held). */
     int (*event)(struct chat_stream *s, const struct sse_event *ev, const struct openai_chunk *c,
                  struct buf *out);
     /* The provider's answer completed: appends the end of the stream. */

@@ -15,8 +15,10 @@ int buf_reserve(struct buf *b, size_t n)
     while (cap < b->len + n + 1)
         cap *= 2;
     char *grown = realloc(b->p, cap);
-    if (grown == NULL)
+    if (grown == NULL) {
+        b->failed = true;
         return -ENOMEM;
+    }
     b->p = grown;
     b->cap = cap;
     return 0;
@@ -65,4 +67,5 @@ void buf_free(struct buf *b)
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+    b->failed = false;
 }

@@ -2,15 +2,17 @@
 #ifndef CHATD_BUF_H
 #define CHATD_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
     char *p;
     size_t len;
     size_t cap;
+    bool failed; /* an append ran out of memory since the owner last cleared this */
 };
 
-/* Makes room for n more bytes (plus a NUL). Returns 0 or -ENOMEM. */
+/* Makes room for n more bytes (plus a NUL). Returns 0 or -ENOMEM (and sets failed). */
 int buf_reserve(struct buf *b, size_t n);
 
 /* Appends n bytes and keeps the content NUL-terminated. Returns 0 or -ENOMEM. */

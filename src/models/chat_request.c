@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -249,6 +250,29 @@ static bool max_tokens_written_as_integer(const char *body, size_t len)
     return integer;
 }
 
+/* jansson does not always say that it ran out of memory: its allocations go
+ * through here, which notes a failure for the thread. */
+static _Thread_local bool json_failed;
+
+static void *json_malloc(size_t n)
+{
+    void *p = malloc(n);
+    json_failed |= p == NULL;
+    return p;
+}
+
+void chat_json_setup(void)
+{
+    json_set_alloc_funcs(json_malloc, free);
+}
+
+bool chat_json_oom(void)
+{
+    bool failed = json_failed;
+    json_failed = false;
+    return failed;
+}
+
 int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                        struct chat_request *req, struct chat_request_error *err)
 {
@@ -259,6 +283,7 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                     "The request body is empty");
     json_error_t jerr;
     size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+    chat_json_oom();
     json_t *root = json_loadb(body ? body : "", len, flags, &jerr);
     bool ints_as_reals = false;
     if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
@@ -269,7 +294,7 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
         ints_as_reals = max_tokens_written_as_integer(body, len);
     }
     int rc;
-    if (root == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+    if (root == NULL && chat_json_oom())
         return -ENOMEM; /* not the client's fault: no validation error */
     if (root == NULL)   /* jerr.text may quote the body, so only the position is told */
         return fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",

@@ -38,6 +38,14 @@ struct chat_request_error {
 int chat_request_parse(const char *body, size_t len, const struct config *cfg,
                        struct chat_request *req, struct chat_request_error *err);
 
+/* Routes jansson's allocations through malloc with a note of each failure, so
+ * that a body not parsed for want of memory is told from invalid JSON. Called
+ * once at start, before any other jansson call. */
+void chat_json_setup(void);
+
+/* True when a jansson allocation failed in this thread since the last call. */
+bool chat_json_oom(void);
+
 /* Frees what req owns. */
 void chat_request_free(struct chat_request *req);
 

@@ -96,6 +96,7 @@ struct provider_call {
     enum deferred deferred;
     bool cancelled; /* the owner cancelled it: the write callback aborts the transfer */
     bool in_done;   /* on_done is running: the call is freed right after */
+    bool oom;       /* its socket could not be tracked: a failure of ours, not the provider's */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -200,10 +201,12 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
-    struct pool *pool = clientp;
+    struct provider_call *call = clientp;
+    struct pool *pool = call->pool;
     curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
     struct sock_ctx *sc = fd >= 0 ? sock_new(pool->p, fd, true) : NULL;
     if (fd >= 0 && sc == NULL) {
+        call->oom = true;
         close(fd);
         return CURL_SOCKET_BAD;
     }
@@ -325,7 +328,9 @@ static void check_done(struct pool *pool)
         struct provider_call *call = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
         CURLcode result = msg->data.result;
-        detach(call); /* msg is invalid from here on */
+        if (result != CURLE_OK && call->oom)
+            result = CURLE_OUT_OF_MEMORY; /* not the provider's failure */
+        detach(call);                     /* msg is invalid from here on */
         tell_done(call, result, call->errbuf);
         free_call(call);
     }
@@ -449,7 +454,7 @@ static int set_target_options(struct provider *p, struct provider_call *call,
      * only for a provider known to speak HTTP/2; over HTTP/1.1 it makes a burst of
      * new streams wait for another stream's whole answer. */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, (long)(https && call->pool->h2));
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call->pool);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call); /* the call: it learns of a failure */
     return 0;
 }
 

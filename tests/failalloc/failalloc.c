@@ -2,9 +2,10 @@
  * (tests/integration/test_failalloc.py), linked into build/failalloc/chatd.
  *
  * chatd's own objects are linked with -Wl,--wrap=malloc,calloc,realloc,strdup,
- * strndup,accept4, so every call they make lands here; jansson and libevent are
- * pointed here too (json_set_alloc_funcs, event_set_mem_functions, before main).
- * libcurl allocates through its own references and is not counted.
+ * strndup,accept4, so every call they make lands here; jansson allocates through
+ * chatd's own function (chat_json_setup), so it lands here too, and libevent is
+ * pointed here before main (event_set_mem_functions). libcurl allocates through
+ * its own references and is not counted.
  *
  * Counting starts at the first accepted connection, so start-up is never hit.
  * With FAILALLOC_N=N (N >= 1) the Nth counted allocation fails (returns NULL),
@@ -14,7 +15,6 @@
  *     failalloc: failing allocation <N> (<which>)
  * With FAILALLOC_TRACE=1 the failing call's stack is printed too. */
 #include <event2/event.h>
-#include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -100,11 +100,6 @@ int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return c;
 }
 
-static void *json_alloc(size_t n)
-{
-    return fail_now("jansson") ? NULL : __real_malloc(n);
-}
-
 static void *event_alloc(size_t n)
 {
     return fail_now("libevent malloc") ? NULL : __real_malloc(n);
@@ -121,7 +116,6 @@ __attribute__((constructor)) static void failalloc_setup(void)
     fail_at = n != NULL ? atol(n) : 0;
     const char *t = getenv("FAILALLOC_TRACE");
     trace = t != NULL && strcmp(t, "1") == 0;
-    json_set_alloc_funcs(json_alloc, free);
     event_set_mem_functions(event_alloc, event_realloc, free);
 }
 
