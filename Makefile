@@ -121,28 +121,35 @@ unit: $(UNIT_BIN)
 	echo "unit tests passed: $(words $(UNIT_BIN)) files"
 
 integration: all $(LIMITS_DRIVER)
-	$(PYTEST) -q tests/integration
+	$(PYTEST) -q tests/integration -k "not failalloc"
 
-integration-asan: asan $(LIMITS_DRIVER)
-	CHATD_BIN=build/asan/chatd $(PYTEST) -q tests/integration -k "not valgrind"
+integration-asan: asan all $(LIMITS_DRIVER)
+	CHATD_BIN=build/asan/chatd $(PYTEST) -q tests/integration -k "not valgrind and not failalloc"
 
+# The suites where threads meet (streams, errors, limits, drain, bursts), on 4 workers.
+TSAN_SUITES := tests/integration/test_streaming.py tests/integration/test_errors.py \
+               tests/integration/test_hardening.py tests/integration/test_burst.py
+integration-tsan: tsan all $(LIMITS_DRIVER)
+	CHATD_BIN=build/tsan/chatd CHATD_WORKERS=4 $(PYTEST) -q $(TSAN_SUITES) -k "not valgrind"
+
+# Every allocation of one full stream failed in turn (tests/failalloc).
+failalloc-sweep: failalloc all
+	$(PYTEST) -q tests/integration/test_failalloc.py
+
+# Builds first, then runs the suites two at a time (-j2, each suite's output kept
+# together by -O); -k runs every suite even after a failure, and make fails if any did.
+TEST_SUITES := integration integration-asan integration-tsan failalloc-sweep unit web-test \
+               fuzz-smoke bench-smoke format-check
 test: deps
-	$(MAKE) all asan
-	$(MAKE) unit
-	$(MAKE) clients
-	$(MAKE) web-test
-	$(MAKE) integration
-	$(MAKE) integration-asan
-	$(MAKE) fuzz-smoke
-	$(MAKE) bench-smoke
-	$(MAKE) format-check
+	$(MAKE) -j2 all asan tsan failalloc clients $(LIMITS_DRIVER) $(UNIT_BIN)
+	$(MAKE) -k -j2 -O $(TEST_SUITES:%=timed-%)
 
 # The real third-party clients (openai, Vercel AI SDK) of tests/integration/test_sdk_clients.py,
 # at the exact versions of tests/clients/package-lock.json.
 clients:
 	cd tests/clients && npm ci --no-audit --no-fund
 
-bench-smoke:
+bench-smoke: all
 	bench/smoke.sh
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src tests bench -name '*.[ch]')

@@ -108,9 +108,84 @@ def s3(d):
                    "errors", "invalid+incomplete"], rows))
 
 
+def s4(d):
+    runs = {}
+    for p in glob.glob(f"{d}/S4.*.json"):
+        _, t, n, _ = os.path.basename(p).split(".")
+        runs[(t, int(n))] = load(p)
+    if not runs:
+        return None
+    rows = []
+    for n in sorted({k[1] for k in runs}):
+        for t in order({k[0] for k in runs if k[1] == n}):
+            r = runs[(t, n)]
+            if r is None or r["completed"] == 0:
+                rows.append([n, t, "no result" if r is None else "none completed"] + [""] * 6)
+                continue
+            rows.append([n, t, f"{r['ttfe_p50_ms']:.1f}", f"{r['ttfe_p99_ms']:.1f}",
+                         f"{r['ttfe_max_ms']:.1f}", f"{r['stream_p50_ms'] / 1000:.2f}",
+                         f"{r['stream_max_ms'] / 1000:.2f}", r["errors"], bad(r)])
+    return ("### S4 cold burst — a fresh target, N streams released at once; the provider "
+            "sends its first token at once, then one every 300 ms (10 tokens, 2.7 s)
+
+"
+            "A first token far below one generation (2.7 s) means no stream waited for "
+            "another.
+
+" +
+            table(["N", "target", "first event p50 ms", "p99 ms", "max ms", "stream p50 s",
+                   "stream max s", "errors", "invalid+incomplete"], rows))
+
+
+def s5(d):
+    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S5.*.json")}
+    if not res:
+        return None
+    base = (res.get("direct") or {}).get("streams_per_s")
+    s1chatd = load(f"{d}/S1.chatd.json")
+    rows = []
+    for t in order(res):
+        r = res[t]
+        if r is None:
+            rows.append([t, "no result"] + [""] * 5)
+            continue
+        rows.append([t, f"{r['streams_per_s']:.0f}", ratio(r["streams_per_s"], base),
+                     f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", r["errors"], bad(r)])
+    note = ""
+    if s1chatd and res.get("chatd-v1") and s1chatd["streams_per_s"]:
+        note = (f"\n\n/v1 ÷ /chat (S1, same run): "
+                f"{res['chatd-v1']['streams_per_s'] / s1chatd['streams_per_s']:.2f}")
+    return ("### S5 /v1/chat/completions streaming — S1's load (20 tokens, no delay, 64 "
+            "connections), OpenAI events relayed, ending in `data: [DONE]`\n\n" +
+            table(["target", "streams/s", "÷ direct", "first event p50 ms", "p99 ms", "errors",
+                   "invalid+incomplete"], rows) + note)
+
+
+def s6(d):
+    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S6.*.json")}
+    if not res:
+        return None
+    base = res.get("direct")
+    rows = []
+    for t in order(res):
+        r = res[t]
+        if r is None:
+            rows.append([t, "no result"] + [""] * 6)
+            continue
+        add50 = f"{r['ttfe_p50_ms'] - base['ttfe_p50_ms']:+.2f}" if base else "—"
+        add99 = f"{r['ttfe_p99_ms'] - base['ttfe_p99_ms']:+.2f}" if base else "—"
+        rows.append([t, f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", add50, add99,
+                     f"{r['streams_per_s']:.0f}", r["errors"], bad(r)])
+    return ("### S6 fallback after a refused connect — 100 streams/s, 20 tokens 5 ms apart; "
+            "`chatd-fallback`'s model tries a port where nothing listens, then fakeprov "
+            "(UPSTREAM_RETRIES=0, breaker never opens)\n\n" +
+            table(["target", "first event p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
+                   "streams/s", "errors", "invalid+incomplete"], rows))
+
+
 def main():
     d = sys.argv[1]
-    parts = [p for p in (s1(d), s2(d), s3(d)) if p]
+    parts = [p for p in (s1(d), s2(d), s3(d), s4(d), s5(d), s6(d)) if p]
     print("\n\n".join(parts) if parts else "(no results)")
 
 

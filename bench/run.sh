@@ -2,9 +2,13 @@
 # bench/run.sh — runs the benchmark scenarios against chatd (and optional peers)
 # and against fakeprov directly (the floor), then prints a markdown table.
 #
-# usage: bench/run.sh [--only S1|S2|S3] [--quick] [--n "1000 4000 8000"]
-#                     [--peers] [--targets "direct chatd seed-fastapi portkey"]
-#                     [--out DIR]
+# usage: bench/run.sh [--only "S1 S2 S3 cold v1 fallback"] [--quick] [--n "1000 4000 8000"]
+#                     [--cold-n "20 200"] [--peers]
+#                     [--targets "direct chatd seed-fastapi portkey"] [--out DIR]
+#
+# Scenarios: S1 throughput, S2 added latency, S3 concurrency, S4 (cold) cold burst,
+# S5 (v1) /v1/chat/completions streaming, S6 (fallback) fallback after a refused
+# connect. --only takes names or numbers, several separated by spaces.
 #
 # Pinning: the target server runs on CPU 0; loadgen and fakeprov on CPU 1.
 # Every process this script starts is killed on exit.
@@ -18,18 +22,23 @@ CHATD=${CHATD:-$ROOT/build/chatd}
 PEERS=/tmp/peers
 PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/peers}
 
-ONLY="" QUICK=0 NS="1000 4000 8000" WITH_PEERS=0 TARGETS="" OUT=""
+ONLY="" QUICK=0 NS="1000 4000 8000" COLD_NS="20 200" WITH_PEERS=0 TARGETS="" OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
         --n) NS=$2; shift 2 ;;
+        --cold-n) COLD_NS=$2; shift 2 ;;
         --peers) WITH_PEERS=1; shift ;;
         --targets) TARGETS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
+done
+ONLY=$(echo " $ONLY " | sed 's/ cold / S4 /g; s/ v1 / S5 /g; s/ fallback / S6 /g')
+for s in $ONLY; do
+    case $s in S[1-6]) ;; *) echo "run.sh: unknown scenario '$s' (see --help)" >&2; exit 2 ;; esac
 done
 [ -n "$TARGETS" ] || { TARGETS="direct chatd"; [ $WITH_PEERS = 1 ] && TARGETS="$TARGETS seed-fastapi portkey"; }
 DUR=10; S3_TOKENS=100; S3_DELAY=50; S3_TIMEOUT=${S3_TIMEOUT:-300}
@@ -120,20 +129,44 @@ prepare_peers() {
     fi
 }
 
+# A CHATD_CONFIG whose model's first target is a port where nothing listens and
+# whose second is the running fakeprov (S6); prints its path.
+fallback_config() {
+    local f="$OUT/fallback.json" dead
+    dead=$(free_port)  # bound and closed at once: nothing listens there
+    cat >"$f" <<JSON
+{"providers": [{"name": "dead", "base_url": "http://127.0.0.1:$dead/v1"},
+               {"name": "fakeprov", "base_url": "http://127.0.0.1:$FP_PORT/v1"}],
+ "models": [{"name": "gpt-4o-mini", "targets": [{"provider": "dead", "model": "gpt-4o-mini"},
+                                                {"provider": "fakeprov", "model": "gpt-4o-mini"}]}],
+ "default_model": "gpt-4o-mini"}
+JSON
+    echo "$f"
+}
+
 # Starts target NAME against the running fakeprov; sets T_PID T_URL T_MODE T_HDRS.
+# chatd-v1 is chatd's /v1/chat/completions; chatd-fallback is chatd whose model
+# falls back from a refused connect to fakeprov. NO_WARMUP=1: measure it cold.
 start_target() {
     local name=$1 port up="http://127.0.0.1:$FP_PORT/v1"
     T_HDRS=()
     case "$name" in
     direct) T_PID=$FP_PID; T_URL="$up/chat/completions"; T_MODE=openai; return 0 ;;
-    chatd)
+    chatd|chatd-v1|chatd-fallback)
         port=$(free_port)
+        local route=(OPENAI_BASE_URL="$up") path=/chat
+        T_MODE=chatd
+        [ "$name" = chatd-v1 ] && { path=/v1/chat/completions; T_MODE=openai; }
+        # Retries off and a breaker that never opens: every request pays the
+        # refused connect and the move to the next target.
+        [ "$name" = chatd-fallback ] &&
+            route=(CHATD_CONFIG="$(fallback_config)" UPSTREAM_RETRIES=0 BREAKER_FAILURES=1000)
         # An empty cwd: chatd reads .env there, and a developer's .env must not leak in.
         mkdir -p "$OUT/chatd-cwd"
-        (cd "$OUT/chatd-cwd" && exec env -i PATH="$PATH" OPENAI_BASE_URL="$up" OPENAI_API_KEY=sk-bench \
+        (cd "$OUT/chatd-cwd" && exec env -i PATH="$PATH" "${route[@]}" OPENAI_API_KEY=sk-bench \
             WORKERS=1 LOG_LEVEL=warning PORT="$port" HOST=127.0.0.1 MAX_CONCURRENT_STREAMS=20000 \
             taskset -c 0 "$CHATD" >/dev/null 2>>"$OUT/chatd.log") &
-        T_PID=$!; T_URL="http://127.0.0.1:$port/chat"; T_MODE=chatd ;;
+        T_PID=$!; T_URL="http://127.0.0.1:$port$path" ;;
     seed-fastapi)
         port=$(free_port)
         taskset -c 0 "$PEERS/seed-fastapi/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/seed.log" &
@@ -147,6 +180,7 @@ start_target() {
     esac
     PIDS+=("$T_PID")
     wait_port "$port" "$T_PID" || { echo "run.sh: $name did not start (logs in $OUT)" >&2; return 1; }
+    [ "${NO_WARMUP:-0}" = 1 ] && return 0
     # Warm-up: connection pools, JITs and lazy allocations, before anything is
     # measured. One round of 16 streams: S3's streams last 5 s each.
     loadgen --requests 16 --concurrency 16 --quiet >/dev/null 2>&1
@@ -209,6 +243,41 @@ s3() {  # concurrency: N streams of 100 tokens 50 ms apart, fresh processes per 
     done
 }
 
+s4() {  # cold burst: a fresh target, N streams at once; first token at once, then one per 300 ms
+    local t=$1 n
+    for n in $COLD_NS; do
+        start_fakeprov --tokens 10 --delay-ms 300 --first-delay-ms 0
+        if NO_WARMUP=1 start_target "$t"; then
+            say "S4 $t: cold burst of $n streams"
+            loadgen --streams "$n" --timeout 60 --quiet >"$OUT/S4.$t.$n.json"
+        fi
+        [ "$t" = direct ] || stop "$T_PID"
+        stop "$FP_PID"
+    done
+}
+
+s5() {  # /v1/chat/completions streaming: S1's load, OpenAI events relayed, ending in [DONE]
+    local t=$1
+    start_fakeprov --tokens 20
+    if start_target "$t"; then
+        say "S5 $t: 64 connections, $DUR s"
+        loadgen --concurrency 64 --duration "$DUR" --quiet >"$OUT/S5.$t.json"
+    fi
+    [ "$t" = direct ] || stop "$T_PID"
+    stop "$FP_PID"
+}
+
+s6() {  # fallback after a refused connect: S2's streams at 100 streams/s
+    local t=$1
+    start_fakeprov --tokens 20 --delay-ms 5 --first-delay-ms 0
+    if start_target "$t"; then
+        say "S6 $t: 100 streams/s, $DUR s"
+        loadgen --rate 100 --duration "$DUR" --quiet >"$OUT/S6.$t.json"
+    fi
+    [ "$t" = direct ] || stop "$T_PID"
+    stop "$FP_PID"
+}
+
 # ---------- main ----------
 
 [ $WITH_PEERS = 1 ] || [[ "$TARGETS" == *seed* || "$TARGETS" == *portkey* ]] && prepare_peers
@@ -221,10 +290,14 @@ for t in $TARGETS; do
         RUN+=("$t")
     fi
 done
-for s in S1 S2 S3; do
-    [ -z "$ONLY" ] || [ "$ONLY" = "$s" ] || continue
+for s in S1 S2 S3 S4 S5 S6; do
+    [ -z "$ONLY" ] || [[ " $ONLY " == *" $s "* ]] || continue
     for t in "${RUN[@]}"; do
-        case $s in S1) s1 "$t" ;; S2) s2 "$t" ;; S3) s3 "$t" ;; esac
+        case $s in
+        S1) s1 "$t" ;; S2) s2 "$t" ;; S3) s3 "$t" ;; S4) s4 "$t" ;;
+        S5) case $t in direct) s5 direct ;; chatd) s5 chatd-v1 ;; esac ;;
+        S6) case $t in direct) s6 direct ;; chatd) s6 chatd; s6 chatd-fallback ;; esac ;;
+        esac
     done
 done
 

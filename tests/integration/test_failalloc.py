@@ -1,5 +1,6 @@
 """The allocation-failure sweep (issue 11, item 2): for every allocation one full
-/chat stream makes, a run in which exactly that allocation fails.
+stream makes (/chat, and /v1/chat/completions with "stream": true), a run in
+which exactly that allocation fails.
 
 build/failalloc/chatd is the ASan+UBSan build linked with tests/failalloc/failalloc.c,
 which counts chatd's own allocations (and jansson's and libevent's) from the
@@ -20,13 +21,19 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from chatd import ROOT, Chatd, connect, request_bytes
 from fakeprovider import FakeProvider, Stream
 from sseclient import check_stream, parse_events
 
 BINARY = os.path.join(ROOT, "build/failalloc/chatd")
 REPORT_RE = re.compile(r"^failalloc: allocations=(\d+) failed=(\d+)$")
-BODY = json.dumps({"message": "Say hello to the failing allocator"}).encode()
+BODIES = {
+    "/chat": json.dumps({"message": "Say hello to the failing allocator"}).encode(),
+    "/v1/chat/completions": json.dumps({"model": "gpt-4o-mini", "stream": True,
+                                        "messages": [{"role": "user", "content": "Say hello, allocator"}]}).encode(),
+}
 
 
 
@@ -91,7 +98,22 @@ def answer_complete(data: bytes) -> bool:
     return False
 
 
-def judge(data: bytes) -> str:
+def v1_events(payload: bytes, complete: bool):
+    """/v1's events: `data: <JSON object>` blocks, the last `data: [DONE]` or an error."""
+    blocks = payload.decode("utf-8").split("\n\n")
+    assert blocks.pop() == "", f"an event cut short: {payload[-200:]!r}"
+    events = []
+    for b in blocks:
+        assert b.startswith("data: ") and "\n" not in b, f"not one data line: {b!r}"
+        assert not events or events[-1] != "[DONE]", "an event after [DONE]"
+        events.append(b[6:] if b == "data: [DONE]" else json.loads(b[6:]))
+        assert events[-1] == "[DONE]" or isinstance(events[-1], dict), b
+    if complete:
+        assert events and (events[-1] == "[DONE]" or "error" in events[-1]), f"no end: {events[-1:]}"
+    return events
+
+
+def judge(data: bytes, path: str = "/chat") -> str:
     """Fails on anything but the three allowed answers; returns which one it was."""
     if not data:
         return "closed before any byte"
@@ -101,10 +123,22 @@ def judge(data: bytes) -> str:
         assert "content-length" in headers, headers
         assert len(body) == int(headers["content-length"]), f"a JSON answer cut short: {data!r}"
         err = json.loads(body)
-        assert status >= 400 and isinstance(err.get("error"), str) and isinstance(err.get("detail"), str), err
-        return f"JSON error {status} {err['error']}"
+        if path == "/chat":
+            assert status >= 400 and isinstance(err.get("error"), str) and isinstance(err.get("detail"), str), err
+            return f"JSON error {status} {err['error']}"
+        assert status >= 400 and isinstance(err.get("error"), dict) and isinstance(err["error"].get("message"), str), err
+        return f"JSON error {status} {err['error'].get('code') or err['error'].get('type')}"
     assert status == 200 and headers.get("content-type") == "text/event-stream", data[:300]
     payload, ended, rest = whole_chunks(body)
+    if ended and path != "/chat":
+        assert rest == b"", f"bytes after the last chunk: {rest!r}"
+        last = v1_events(payload, True)[-1]
+        return "stream completed" if last == "[DONE]" else f"stream error {last['error'].get('code')}"
+    if path != "/chat":
+        assert rest == b"", f"the connection closed inside a chunk: {rest[:200]!r}"
+        events = v1_events(payload, False)
+        assert not events or events[-1] != "[DONE]", "[DONE] but no end of the response"
+        return f"closed after {len(events)} whole events"
     if ended:
         assert rest == b"", f"bytes after the last chunk: {rest!r}"
         events = parse_events(payload)
@@ -118,8 +152,8 @@ def judge(data: bytes) -> str:
     return f"closed after {len(events)} whole events"
 
 
-def run_once(provider, n: int):
-    """One chatd with FAILALLOC_N=n, one full /chat stream; returns (counted, failed, verdict)."""
+def run_once(provider, n: int, path: str = "/chat"):
+    """One chatd with FAILALLOC_N=n, one full stream on path; returns (counted, failed, verdict)."""
     c = Chatd(
         {"OPENAI_BASE_URL": provider.base_url, "WORKERS": "1", "TIMEOUT_SECONDS": "2",
          "CLIENT_TIMEOUT_SECONDS": "3", "DRAIN_SECONDS": "1", "FAILALLOC_N": str(n)},
@@ -129,9 +163,9 @@ def run_once(provider, n: int):
     c.start()
     try:
         with connect(c.port) as s:
-            s.sendall(request_bytes("POST", "/chat", BODY))
+            s.sendall(request_bytes("POST", path, BODIES[path]))
             data = read_answer(s)
-        verdict = judge(data)
+        verdict = judge(data, path)
     finally:
         c.stop()
     reports = [REPORT_RE.match(line) for line in c.stderr]
@@ -140,12 +174,13 @@ def run_once(provider, n: int):
     return int(reports[0].group(1)), int(reports[0].group(2)), verdict
 
 
-def test_failing_allocator_sweep():
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
+def test_failing_allocator_sweep(path):
     assert os.path.exists(BINARY), f"{BINARY} is missing: run make failalloc (make failalloc-sweep builds it and runs this)"
     provider = FakeProvider().start()
     provider.always(Stream(tokens=["Hello", " there", ",", " allocator"]))
     try:
-        total, failed, verdict = run_once(provider, 0)
+        total, failed, verdict = run_once(provider, 0, path)
         assert failed == 0 and verdict == "stream completed", verdict
         assert total > 0, "no allocation was counted: the wrapper is not linked in"
         last = total + 5  # the count moves a little with how reads split
@@ -158,7 +193,7 @@ def test_failing_allocator_sweep():
 
         def one(n):
             try:
-                return n, run_once(provider, n), None
+                return n, run_once(provider, n, path), None
             except Exception as e:  # noqa: BLE001 — collected and reported below
                 return n, None, e
 
@@ -171,7 +206,7 @@ def test_failing_allocator_sweep():
                 injected += failed_n == n
                 verdicts[v] = verdicts.get(v, 0) + 1
         summary = f"N_total={total}, ran N=1..{ns[-1]} ({len(ns)} runs), failure injected in {injected}; {verdicts}"
-        print("failalloc sweep:", summary)
+        print(f"failalloc sweep of {path}:", summary)
         assert not problems, f"{len(problems)} of {len(ns)} runs failed ({summary}):\n" + "\n\n".join(problems)
         assert injected >= min(total, len(ns)) // 2, summary
     finally:
