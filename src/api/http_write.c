@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -71,26 +72,39 @@ static char *put_header(char *p, char *end, const char *name, const char *value)
     return p;
 }
 
-/* Makes room for n more bytes of output so that the pieces appended next cannot
- * fail half way (evbuffer_expand: no allocation for the next n bytes). Out of
- * memory, nothing more is queued for this connection: what is queued (whole
- * pieces only) still goes, the owner hears the client is gone and the
- * connection closes (from the write handler, http.c). */
-static bool out_room(struct http_conn *c, size_t n)
+/* Queues the pieces as one contiguous extent, so they are queued whole or not
+ * at all (space reserved first, then copied). Out of memory, nothing more is
+ * queued for this connection: what is queued (whole pieces only) still goes,
+ * the owner hears the client is gone and the connection closes (from the write
+ * handler, http.c). */
+static void queue(struct http_conn *c, const struct iovec *parts, int n)
 {
-    if (!c->write_failed && evbuffer_expand(c->out, n) == 0)
-        return true;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += parts[i].iov_len;
+    struct evbuffer_iovec v;
+    if (!c->write_failed && evbuffer_reserve_space(c->out, (ev_ssize_t)total, &v, 1) == 1) {
+        char *p = v.iov_base;
+        for (int i = 0; i < n; i++) {
+            if (parts[i].iov_len == 0)
+                continue; /* its base may be NULL */
+            memcpy(p, parts[i].iov_base, parts[i].iov_len);
+            p += parts[i].iov_len;
+        }
+        v.iov_len = total;
+        evbuffer_commit_space(c->out, &v, 1);
+        return;
+    }
     if (!c->write_failed) {
         c->write_failed = true;
         c->keep_alive = false;
         event_active(&c->wev, EV_WRITE, 1);
     }
-    return false;
 }
 
-/* Queues the head, with room for extra body bytes after it; false when out of memory. */
-static bool write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
-                       const char *length, size_t extra)
+/* Queues the head and, in the same extent, len body bytes. */
+static void write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
+                       const char *length, const char *body, size_t len)
 {
     /* One answer per request, from on_headers (READING) or later (HANDLING). */
     assert((c->state == CS_READING || c->state == CS_HANDLING) && !c->response_done);
@@ -112,10 +126,8 @@ static bool write_head(struct http_conn *c, int status, const struct http_header
         p = put_header(p, end, "Connection", "keep-alive");
     *p++ = '\r';
     *p++ = '\n';
-    if (!out_room(c, (size_t)(p - buf) + extra))
-        return false;
-    evbuffer_add(c->out, buf, (size_t)(p - buf));
-    return true;
+    struct iovec parts[2] = { { buf, (size_t)(p - buf) }, { (void *)body, len } };
+    queue(c, parts, 2);
 }
 
 /* The answer is whole: the owner is done with the connection. */
@@ -139,10 +151,8 @@ void http_respond(struct http_conn *c, int status, const struct http_header *h, 
     /* RFC 9110 §8.6, §15.3.5: no Content-Length and no body with 1xx or 204 */
     bool bodiless = status < 200 || status == 204 || status == 304;
     bool send_body = !c->head && !bodiless && len > 0;
-    if (write_head(c, status, h, nh, bodiless && status != 304 ? NULL : length,
-                   send_body ? len : 0) &&
-        send_body)
-        evbuffer_add(c->out, body, len);
+    write_head(c, status, h, nh, bodiless && status != 304 ? NULL : length, body,
+               send_body ? len : 0);
     response_complete(c);
 }
 
@@ -161,7 +171,7 @@ void http_stream_begin(struct http_conn *c, int status, const struct http_header
     c->chunked = !c->http10;
     if (c->http10)
         c->keep_alive = false; /* the end of the body is the end of the connection */
-    write_head(c, status, h, nh, NULL, 0);
+    write_head(c, status, h, nh, NULL, NULL, 0);
     schedule_flush(c); /* the head leaves with the first event, in one write */
 }
 
@@ -184,23 +194,24 @@ static size_t chunk_size_line(char out[20], size_t len)
 
 void http_stream_write(struct http_conn *c, const char *data, size_t len)
 {
-    if (len == 0 || c->head || !out_room(c, len + 20 + 2))
+    if (len == 0 || c->head)
         return;
+    char size[20];
+    struct iovec chunk[3] = { { size, 0 }, { (void *)data, len }, { "\r\n", 0 } };
     if (c->chunked) {
-        char size[20];
-        evbuffer_add(c->out, size, chunk_size_line(size, len));
-        evbuffer_add(c->out, data, len);
-        evbuffer_add(c->out, "\r\n", 2);
-    } else {
-        evbuffer_add(c->out, data, len);
+        chunk[0].iov_len = chunk_size_line(size, len);
+        chunk[2].iov_len = 2;
     }
+    queue(c, chunk, 3);
     schedule_flush(c);
 }
 
 void http_stream_end(struct http_conn *c)
 {
-    if (c->chunked && !c->head && out_room(c, 5))
-        evbuffer_add(c->out, "0\r\n\r\n", 5);
+    if (c->chunked && !c->head) {
+        struct iovec last = { "0\r\n\r\n", 5 };
+        queue(c, &last, 1);
+    }
     response_complete(c);
 }
 

@@ -5,6 +5,7 @@
  * retried, moved to another target or answered with a status. */
 #include "api/openai_api.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,7 +156,12 @@ void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *r
     struct v1_request r;
     struct v1_request_error err;
     char detail[1024];
-    if (v1_request_parse(req->body, req->body_len, w->cfg->max_tokens, &r, &err) != 0) {
+    int rc = v1_request_parse(req->body, req->body_len, w->cfg->max_tokens, &r, &err);
+    if (rc == -ENOMEM) {
+        mw_respond_error_as(w, c, req, ROUTE_V1_CHAT, ERR_INTERNAL, 500, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (rc != 0) {
         error_detail(detail, sizeof detail, err.code, err.what, err.why, err.todo);
         mw_respond_error_as(w, c, req, ROUTE_V1_CHAT, err.code, 400, detail,
                             err.param[0] ? err.param : NULL, NULL, 0);

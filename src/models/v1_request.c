@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "models/chat_request.h"
 
 #define MESSAGES_RULE                                                                     \
     "\"messages\" must be a non-empty array of objects, each with a \"role\" of system, " \
@@ -134,9 +135,12 @@ int v1_request_parse(const char *body, size_t len, int max_tokens, struct v1_req
 {
     memset(req, 0, sizeof *req);
     json_error_t jerr;
+    chat_json_oom();
     json_t *root =
         json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (root == NULL) /* jerr.text may quote the body, so only the position is told */
+    if (root == NULL && chat_json_oom())
+        return -ENOMEM; /* not the client's fault: no validation error */
+    if (root == NULL)   /* jerr.text may quote the body, so only the position is told */
         return fail(err, "", "POST /v1/chat/completions takes an OpenAI Chat Completions body",
                     "Send a JSON object with \"model\" and \"messages\"",
                     "The request body is not valid JSON (line %d, column %d)", jerr.line,
@@ -162,12 +166,11 @@ static int append_cb(const char *p, size_t n, void *data)
     return buf_append(data, p, n) == 0 ? 0 : -1;
 }
 
-int v1_request_body(struct v1_request *req, const char *model, struct buf *out)
+static int put_target(json_t *root, const char *model, bool stream)
 {
-    json_t *root = req->root;
     if (json_object_set_new(root, "model", json_string(model)) != 0)
         return -ENOMEM;
-    if (req->stream) {
+    if (stream) {
         json_t *so = json_object_get(root, "stream_options");
         if (!json_is_object(so)) {
             so = json_object();
@@ -177,7 +180,19 @@ int v1_request_body(struct v1_request *req, const char *model, struct buf *out)
         if (json_object_set_new(so, "include_usage", json_true()) != 0)
             return -ENOMEM;
     }
-    return json_dump_callback(root, append_cb, out, JSON_COMPACT) == 0 ? 0 : -ENOMEM;
+    return 0;
+}
+
+int v1_request_body(struct v1_request *req, const char *model, struct buf *out)
+{
+    /* On a shallow copy: replacing "model" in the request itself would free the
+     * string the stream still points at (the requested model). */
+    json_t *root = json_copy(req->root);
+    int rc = root != NULL ? put_target(root, model, req->stream) : -ENOMEM;
+    if (rc == 0 && json_dump_callback(root, append_cb, out, JSON_COMPACT) != 0)
+        rc = -ENOMEM;
+    json_decref(root);
+    return rc;
 }
 
 void v1_request_free(struct v1_request *req)

@@ -29,7 +29,7 @@ struct v1_request_error {
 
 /* Parses and validates body[0..len); max_tokens bounds max_tokens and
  * max_completion_tokens. Returns 0 and fills req (free with v1_request_free), or
- * -EINVAL and fills err. Nothing in err quotes the body. */
+ * -EINVAL and fills err, or -ENOMEM. Nothing in err quotes the body. */
 int v1_request_parse(const char *body, size_t len, int max_tokens, struct v1_request *req,
                      struct v1_request_error *err);
 

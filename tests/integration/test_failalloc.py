@@ -123,7 +123,9 @@ def judge(data: bytes, path: str = "/chat") -> str:
         assert "content-length" in headers, headers
         assert len(body) == int(headers["content-length"]), f"a JSON answer cut short: {data!r}"
         err = json.loads(body)
-        if path == "/chat":
+        # chatd's own shape on /chat, and on /v1 too when the request line itself
+        # could not be kept (its route is unknown); else OpenAI's.
+        if path == "/chat" or isinstance(err.get("error"), str):
             assert status >= 400 and isinstance(err.get("error"), str) and isinstance(err.get("detail"), str), err
             return f"JSON error {status} {err['error']}"
         assert status >= 400 and isinstance(err.get("error"), dict) and isinstance(err["error"].get("message"), str), err
