@@ -126,9 +126,10 @@ integration: all $(LIMITS_DRIVER)
 integration-asan: asan all $(LIMITS_DRIVER)
 	CHATD_BIN=build/asan/chatd $(PYTEST) -q tests/integration -k "not valgrind and not failalloc"
 
-# The suites where threads meet (streams, errors, limits, drain, bursts), on 4 workers.
-TSAN_SUITES := tests/integration/test_streaming.py tests/integration/test_errors.py \
-               tests/integration/test_hardening.py tests/integration/test_burst.py
+# The suites where threads meet (streams, errors, limits, drain, bursts, /v1, routing
+# and reloads, metrics), on 4 workers.
+TSAN_SUITES := $(addprefix tests/integration/test_,streaming.py errors.py hardening.py burst.py \
+               openai_api.py config_file.py observability.py)
 integration-tsan: tsan all $(LIMITS_DRIVER)
 	CHATD_BIN=build/tsan/chatd CHATD_WORKERS=4 $(PYTEST) -q $(TSAN_SUITES) -k "not valgrind"
 
@@ -137,12 +138,17 @@ failalloc-sweep: failalloc all
 	$(PYTEST) -q tests/integration/test_failalloc.py
 
 # Builds first, then runs the suites two at a time (-j2, each suite's output kept
-# together by -O); -k runs every suite even after a failure, and make fails if any did.
-TEST_SUITES := integration integration-asan integration-tsan failalloc-sweep unit web-test \
-               fuzz-smoke bench-smoke format-check
+# together by -O, each timed); -k runs every suite even after a failure, and make
+# fails if any did. The longest suites come first so the pairs finish together.
+TEST_SUITES := integration-asan integration-tsan integration fuzz-smoke failalloc-sweep unit \
+               web-test bench-smoke format-check
 test: deps
 	$(MAKE) -j2 all asan tsan failalloc clients $(LIMITS_DRIVER) $(UNIT_BIN)
 	$(MAKE) -k -j2 -O $(TEST_SUITES:%=timed-%)
+
+timed-%:
+	@start=$$(date +%s); $(MAKE) --no-print-directory $*; rc=$$?; \
+	echo "== make $*: exit $$rc after $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # The real third-party clients (openai, Vercel AI SDK) of tests/integration/test_sdk_clients.py,
 # at the exact versions of tests/clients/package-lock.json.
