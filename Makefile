@@ -27,6 +27,7 @@ FAILALLOC_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,-
 WEB_FILES := $(sort $(wildcard web/*))
 OBJ      += build/obj/gen/web_assets.o
 ASAN_OBJ += build/asan/obj/gen/web_assets.o
+TSAN_OBJ += build/tsan/obj/gen/web_assets.o
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
@@ -56,6 +57,10 @@ build/obj/gen/web_assets.o: build/gen/web_assets.c src/api/ui.h
 build/asan/obj/gen/web_assets.o: build/gen/web_assets.c src/api/ui.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+build/tsan/obj/gen/web_assets.o: build/gen/web_assets.c src/api/ui.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TSAN_FLAGS) -c -o $@ $<
 
 asan: build/asan/chatd
 

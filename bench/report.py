@@ -126,13 +126,9 @@ def s4(d):
                          f"{r['ttfe_max_ms']:.1f}", f"{r['stream_p50_ms'] / 1000:.2f}",
                          f"{r['stream_max_ms'] / 1000:.2f}", r["errors"], bad(r)])
     return ("### S4 cold burst — a fresh target, N streams released at once; the provider "
-            "sends its first token at once, then one every 300 ms (10 tokens, 2.7 s)
-
-"
+            "sends its first token at once, then one every 300 ms (10 tokens, 2.7 s)\n\n"
             "A first token far below one generation (2.7 s) means no stream waited for "
-            "another.
-
-" +
+            "another.\n\n" +
             table(["N", "target", "first event p50 ms", "p99 ms", "max ms", "stream p50 s",
                    "stream max s", "errors", "invalid+incomplete"], rows))
 
