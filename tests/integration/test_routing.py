@@ -186,6 +186,17 @@ def breaker(m, provider):
     return value(m, "chatd_breaker_state", provider=provider)
 
 
+def wait_count(c, event, n, timeout=5.0, **match):
+    """Waits until chatd logged at least n lines of event (with these fields)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        recs = [r for r in c.logs(event) if all(r.get(k) == v for k, v in match.items())]
+        if len(recs) >= n:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def check_backoff(fp, logged, first_retry=0):
     """The delays of consecutive retries of one target: logged delay_ms within the
     full-jitter bounds (retry n: 0..100 ms * 2^n), and really waited (the provider saw
@@ -545,7 +556,7 @@ def test_connect_timeout_bounds_one_attempt(start_chatd, tmp_path, fakes):
     try:
         c = start_routed(start_chatd, tmp_path, {"hole": hole.base_url, "b": b.base_url},
                          {"m": ["hole", "b"], "only": ["hole"]},
-                         CONNECT_TIMEOUT_SECONDS=0.5, UPSTREAM_RETRIES=1)
+                         CONNECT_TIMEOUT_SECONDS=0.5, UPSTREAM_RETRIES=1, WORKERS=1)
         r, cid, elapsed = chat_timed(c)
         served(r)
         assert r.final["provider"] == "b" and len(b.requests) == 1
@@ -553,10 +564,39 @@ def test_connect_timeout_bounds_one_attempt(start_chatd, tmp_path, fakes):
         rows = attempts(c, cid)
         assert [x[:4] for x in rows] == [("hole", 1, "retryable", 0), ("hole", 2, "retryable", 0),
                                          ("b", 3, "ok", 200)]
-        r, cid, elapsed = chat_timed(c, model="only")
-        assert r.final["status"] == "error" and r.final["error"]["error"] == "upstream_unreachable"
-        assert r.final["provider"] == "hole"
-        assert 1.0 <= elapsed < 4.0
+        for _ in range(2):  # one worker: the descriptor numbers of the timed-out sockets recur
+            r, cid, elapsed = chat_timed(c, model="only")
+            assert r.final["status"] == "error" and r.final["error"]["error"] == "upstream_unreachable"
+            assert "onnect" in r.final["error"]["detail"]  # curl's words: connection timed out
+            assert r.final["provider"] == "hole"
+            assert 1.0 <= elapsed < 4.0
+        m = scrape(c)
+        assert attempts_metric(m, "hole", "retryable") == 6 and retries_metric(m, "hole") == 3
+    finally:
+        hole.close()
+
+
+def test_budget_ends_while_connecting(start_chatd, tmp_path, fakes):
+    """TIMEOUT_SECONDS shorter than CONNECT_TIMEOUT_SECONDS: the walk ends at the budget
+    (504) with the connection still being set up; the client leaving while chatd connects
+    ends it too. One worker, so descriptor numbers recur."""
+    (b,) = fakes(1)
+    hole = Blackhole()
+    try:
+        c = start_routed(start_chatd, tmp_path, {"hole": hole.base_url, "b": b.base_url},
+                         {"m": ["hole", "b"]}, CONNECT_TIMEOUT_SECONDS=30, TIMEOUT_SECONDS=1, WORKERS=1)
+        for _ in range(3):
+            r, cid, elapsed = chat_timed(c)
+            assert r.status == 504 and 0.9 <= elapsed < 3.0
+        for i in range(3):
+            with pytest.raises(httpx.ReadTimeout):
+                post_chat(c, message="route this and leave", timeout=0.3)
+            assert wait_count(c, "client_disconnected", i + 1)
+            assert wait_count(c, "response_complete", i + 1, status=499)
+        assert len(c.logs("response_complete")) == 6
+        assert len(b.requests) == 0
+        r = httpx.get(c.url + "/health")
+        assert r.status_code == 200
     finally:
         hole.close()
 
