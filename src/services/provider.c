@@ -204,6 +204,11 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     struct provider_call *call = clientp;
     struct pool *pool = call->pool;
     curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    /* libcurl 7.88 to 8.1 close a socket that never connected (a connect timeout, a
+     * transfer removed while connecting) without calling close_socket (curl PR
+     * #11439): a context still held under this new descriptor's number is stale. */
+    if (fd >= 0)
+        sock_free(pool->p, fd);
     struct sock_ctx *sc = fd >= 0 ? sock_new(pool->p, fd, true) : NULL;
     if (fd >= 0 && sc == NULL) {
         call->oom = true;
