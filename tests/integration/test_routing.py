@@ -511,7 +511,8 @@ def test_stalled_provider_costs_one_budget_not_several(start_chatd, tmp_path, fa
     assert 1.9 <= elapsed < 3.9  # one budget, not one per attempt or per target
     assert len(a.requests) == 1 and len(b.requests) == 0
     assert a.wait_disconnects(1)  # the stalled attempt was closed
-    assert attempts(c, cid) == []  # no verdict on an attempt cut by the budget
+    # Every attempt is logged, the stalled one too: no answer in time is a failure.
+    assert attempts(c, cid) == [("a", 1, "retryable", 0, -1)]
     status, _, raw, elapsed = post_v1(c, stream=False)
     assert status == 504, raw
     assert 1.9 <= elapsed < 3.9
@@ -528,7 +529,29 @@ def test_failure_then_stall_stays_within_one_budget(start_chatd, tmp_path, fakes
     assert r.status == 504
     assert 1.9 <= elapsed < 3.9  # b did not get a budget of its own
     assert (len(a.requests), len(b.requests), len(d.requests)) == (2, 1, 0)
-    assert [x[:3] for x in attempts(c, cid)] == [("a", 1, "retryable"), ("a", 2, "retryable")]
+    assert [x[:3] for x in attempts(c, cid)] == [("a", 1, "retryable"), ("a", 2, "retryable"),
+                                                 ("b", 3, "retryable")]
+    m = scrape(c)
+    assert attempts_metric(m, "b", "retryable") == 1 and fallbacks_metric(m, "a") == 1
+
+
+def test_stalled_provider_trips_its_breaker(start_chatd, tmp_path, fakes):
+    """A provider that accepts and never answers fails every request it gets: after
+    BREAKER_FAILURES such requests it is skipped, and the next target serves at once."""
+    a, b = fakes(2)
+    a.always(Hang())
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     TIMEOUT_SECONDS=1, BREAKER_FAILURES=2, BREAKER_COOLDOWN_SECONDS=60)
+    for _ in range(2):
+        r, cid, elapsed = chat_timed(c)
+        assert r.status == 504
+    assert breaker(scrape(c), "a") == 1
+    r, cid, elapsed = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "b" and elapsed < 0.9
+    assert len(a.requests) == 2 and len(b.requests) == 1
+    m = scrape(c)
+    assert attempts_metric(m, "a", "retryable") == 2 and attempts_metric(m, "b", "ok") == 1
 
 
 def test_backoff_that_would_pass_the_budget_is_not_waited(start_chatd, tmp_path, fakes):
@@ -545,6 +568,23 @@ def test_backoff_that_would_pass_the_budget_is_not_waited(start_chatd, tmp_path,
     assert 2.0 <= elapsed < 3.0
     assert attempts(c, cid) == [("a", 1, "rate_limited", 429, 2000), ("a", 2, "rate_limited", 429, 0),
                                 ("b", 3, "ok", 200, 0)]
+
+
+def test_client_leaving_during_a_wait_ends_the_walk(start_chatd, tmp_path, fakes):
+    a, b = fakes(2)
+    a.then(Status(429, headers={"Retry-After": "2"}))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     TIMEOUT_SECONDS=8, WORKERS=1)
+    with pytest.raises(httpx.ReadTimeout):
+        post_chat(c, message="route this and leave during the wait", timeout=0.5)
+    rec = c.wait_log("response_complete", timeout=5)
+    assert rec["status"] == 499 and rec["outcome"] == "client_disconnected"
+    time.sleep(2.5)  # past the Retry-After: nothing may be sent for the client who left
+    assert len(a.requests) == 1 and len(b.requests) == 0
+    assert attempts(c, rec["correlation_id"]) == [("a", 1, "rate_limited", 429, 2000)]
+    r, cid, _ = chat_timed(c)  # the worker is fine
+    served(r)
+    assert len(a.requests) == 2 and r.final["provider"] == "a"
 
 
 # -- CONNECT_TIMEOUT_SECONDS bounds one attempt --------------------------------------------
@@ -671,6 +711,25 @@ def test_breaker_opens_skips_and_half_opens_with_one_probe(start_chatd, tmp_path
     m = scrape(c)
     assert attempts_metric(m, "a", "retryable") == 3 and attempts_metric(m, "a", "ok") == 2
     assert attempts_metric(m, "b", "ok") == 7
+
+
+def test_probe_slot_freed_when_its_client_leaves(start_chatd, tmp_path, fakes):
+    a, b = fakes(2)
+    a.then(Status(500), Hang())
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     UPSTREAM_RETRIES=0, BREAKER_FAILURES=1, BREAKER_COOLDOWN_SECONDS=1)
+    r, cid, _ = chat_timed(c)
+    assert r.final["provider"] == "b" and breaker(scrape(c), "a") == 1
+    assert wait_breaker(c, "a", 2)
+    # The probe's client leaves before a answers: no verdict, the probe slot is free.
+    with pytest.raises(httpx.ReadTimeout):
+        post_chat(c, message="route this probe and leave", timeout=0.5)
+    assert len(a.requests) == 2
+    assert wait_count(c, "response_complete", 2)
+    r, cid, _ = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "a" and len(a.requests) == 3  # the next request probed
+    assert breaker(scrape(c), "a") == 0
 
 
 def test_every_target_skipped_tries_the_first_anyway(start_chatd, tmp_path, fakes):
