@@ -596,6 +596,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct chat_stream *s = arg;
     if (s->state != ST_STREAMING) {
+        if (s->call != NULL) { /* no answer in time: the attempt failed; past the deadline */
+            const char *o = router_outcome_name(ROUTER_RETRYABLE);
+            router_next(&s->router, ROUTER_RETRYABLE, -1, clock_mono_us()); /* its breaker hears */
+            metrics_upstream_attempt(s->w->m, s->provider_name, o);
+            log_attempt(s, o, -1);
+        }
         finish_error(s, ERR_TIMEOUT, NULL, NULL);
         return;
     }
