@@ -76,10 +76,11 @@ def prov(name, url, **extra):
     return {"name": name, "base_url": url, **extra}
 
 
-def start_routed(start_chatd, tmp_path, providers, models, **env):
-    """chatd with a CHATD_CONFIG of these providers and models (first model: default).
-    providers: name -> base_url or provider object; models: name -> [provider names]
-    (each target's model is "<model>@<provider>")."""
+def write_routing(tmp_path, providers, models):
+    """Writes tmp_path/routing.json with these providers and models (first model: the
+    default). providers: name -> base_url or provider object (api_key_env defaults to
+    OPENAI_API_KEY; None: no key); models: name -> [provider names] (each target's model
+    is "<model>@<provider>"). Returns its path."""
     plist = []
     for name, p in providers.items():
         obj = prov(name, p) if isinstance(p, str) else {"name": name, **p}
@@ -95,7 +96,14 @@ def start_routed(start_chatd, tmp_path, providers, models, **env):
     }
     path = tmp_path / "routing.json"
     path.write_text(json.dumps(doc, indent=2))
-    full = {"CHATD_CONFIG": str(path), "OPENAI_BASE_URL": None, "UPSTREAM_RETRIES": "2",
+    return str(path)
+
+
+def start_routed(start_chatd, tmp_path, providers, models, **env):
+    """chatd with the CHATD_CONFIG of write_routing, room for retries and breakers that do
+    not open unless a test asks."""
+    path = write_routing(tmp_path, providers, models)
+    full = {"CHATD_CONFIG": path, "OPENAI_BASE_URL": None, "UPSTREAM_RETRIES": "2",
             "BREAKER_FAILURES": "1000", "TIMEOUT_SECONDS": "10"}
     full.update({k: str(v) for k, v in env.items()})
     return start_chatd(full)
