@@ -319,6 +319,41 @@ def test_cut_or_error_before_first_token_is_retried(start_chatd, tmp_path, fakes
     assert ttft_count(m, "a") == 1
 
 
+@pytest.mark.parametrize("answer", ["html", "not-json", "empty", "json-for-a-stream"])
+def test_unreadable_2xx_before_the_first_token_is_retried(start_chatd, tmp_path, fakes, answer):
+    a, b = fakes(2)
+    a.always({
+        "html": Raw([b"<html>Sign in to the Wi-Fi</html>"], content_type="text/html"),
+        "not-json": Raw([b"data: this is not json\n\n"]),
+        "empty": Raw([]),
+        "json-for-a-stream": Status(200, {"id": "x", "object": "chat.completion", "choices": []}),
+    }[answer])
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url},
+                     {"m": ["a", "b"], "only": ["a"]}, UPSTREAM_RETRIES=1)
+    r, cid, elapsed = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "b"
+    assert len(a.requests) == 2 and len(b.requests) == 1
+    assert [x[:4] for x in attempts(c, cid)] == [("a", 1, "retryable", 200), ("a", 2, "retryable", 200),
+                                                 ("b", 3, "ok", 200)]
+    r, cid, _ = chat_timed(c, model="only")  # no fallback: the client hears of a's failure
+    assert r.final["status"] == "error" and r.final["error"]["error"] == "upstream_protocol_error"
+    assert (r.final["provider"], r.final["model"]) == ("a", "only@a")
+    assert len(a.requests) == 4
+
+
+def test_dns_failure_is_retried_then_next_target(start_chatd, tmp_path, fakes):
+    (b,) = fakes(1)
+    c = start_routed(start_chatd, tmp_path, {"nowhere": "http://chatd-test-host.invalid/v1", "b": b.base_url},
+                     {"m": ["nowhere", "b"]}, UPSTREAM_RETRIES=1, CONNECT_TIMEOUT_SECONDS=2)
+    r, cid, elapsed = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "b" and len(b.requests) == 1
+    assert [x[:4] for x in attempts(c, cid)] == [("nowhere", 1, "retryable", 0), ("nowhere", 2, "retryable", 0),
+                                                 ("b", 3, "ok", 200)]
+    assert elapsed < 6.0  # at most two connect timeouts
+
+
 # -- 429 ------------------------------------------------------------------------------------
 
 
@@ -352,9 +387,11 @@ def test_429_retry_after_http_date_is_waited(start_chatd, tmp_path, fakes):
     assert a.requests[1].at - a.requests[0].at >= rows[0][4] / 1000 - 0.002
 
 
-def test_429_retry_after_that_does_not_fit_goes_to_next_target_at_once(start_chatd, tmp_path, fakes):
+@pytest.mark.parametrize("retry_after", ["30", "99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_429_retry_after_that_does_not_fit_goes_to_next_target_at_once(start_chatd, tmp_path, fakes,
+                                                                       retry_after):
     a, b = fakes(2)
-    a.always(Status(429, headers={"Retry-After": "30"}))
+    a.always(Status(429, headers={"Retry-After": retry_after}))
     c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
                      TIMEOUT_SECONDS=5)
     r, cid, elapsed = chat_timed(c)
@@ -383,9 +420,11 @@ def test_429_wait_counts_as_one_of_the_retries(start_chatd, tmp_path, fakes):
                     ("b", 3, "ok", 200, 0)]
 
 
-def test_429_without_retry_after_is_as_503(start_chatd, tmp_path, fakes):
+@pytest.mark.parametrize("retry_after", [None, "soon", "-5", "1.5"])
+def test_429_without_retry_after_is_as_503(start_chatd, tmp_path, fakes, retry_after):
+    """No Retry-After, or one that is neither delta-seconds nor an HTTP-date."""
     a, b = fakes(2)
-    a.always(Status(429))
+    a.always(Status(429, headers={"Retry-After": retry_after} if retry_after else {}))
     c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]})
     r, cid, elapsed = chat_timed(c)
     served(r)
