@@ -354,6 +354,23 @@ def test_dns_failure_is_retried_then_next_target(start_chatd, tmp_path, fakes):
     assert elapsed < 6.0  # at most two connect timeouts
 
 
+def test_v1_stream_cut_before_first_token_sends_one_role_chunk(start_chatd, tmp_path, fakes):
+    """A role-only chunk held back from an attempt that then failed is not relayed: the
+    client sees the serving provider's stream only."""
+    a, b = fakes(2)
+    a.always(Raw([sse(chunk(role=True, content=""))], close=True))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     UPSTREAM_RETRIES=1)
+    status, headers, raw, _ = post_v1(c, stream=True)
+    assert status == 200, raw
+    datas = v1_datas(raw)
+    assert datas[-1] == "[DONE]" and v1_text(datas) == "Hello world"
+    roles = [d for d in datas if isinstance(d, dict) and d.get("choices")
+             and d["choices"][0]["delta"].get("role")]
+    assert len(roles) == 1, datas
+    assert (len(a.requests), len(b.requests)) == (2, 1)
+
+
 # -- 429 ------------------------------------------------------------------------------------
 
 
@@ -778,6 +795,26 @@ def test_probe_slot_freed_when_its_client_leaves(start_chatd, tmp_path, fakes):
     r, cid, _ = chat_timed(c)
     served(r)
     assert r.final["provider"] == "a" and len(a.requests) == 3  # the next request probed
+    assert breaker(scrape(c), "a") == 0
+
+
+def test_probe_answered_400_leaves_the_breaker_half_open(start_chatd, tmp_path, fakes):
+    """A 400 says nothing about the provider: the probe slot is freed without a verdict,
+    so the next request probes again."""
+    a, b = fakes(2)
+    a.then(Status(500), Status(400))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     UPSTREAM_RETRIES=0, BREAKER_FAILURES=1, BREAKER_COOLDOWN_SECONDS=1)
+    r, cid, _ = chat_timed(c)
+    assert r.final["provider"] == "b"
+    assert wait_breaker(c, "a", 2)
+    r, cid, _ = chat_timed(c)
+    assert r.final["error"]["error"] == "upstream_bad_request" and r.final["provider"] == "a"
+    assert attempts(c, cid) == [("a", 1, "client_error", 400, -1)]
+    assert breaker(scrape(c), "a") == 2  # still half-open
+    r, cid, _ = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "a" and len(a.requests) == 3 and len(b.requests) == 1
     assert breaker(scrape(c), "a") == 0
 
 
