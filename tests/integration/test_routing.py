@@ -390,6 +390,11 @@ def test_429_retry_after_waited_when_it_fits(start_chatd, tmp_path, fakes):
     m = scrape(c)
     assert attempts_metric(m, "a", "rate_limited") == 1 and attempts_metric(m, "a", "ok") == 1
     assert retries_metric(m, "a") == 1 and fallbacks_metric(m, "a") == 0
+    # Time to first token by provider counts from the request: the wait is in it.
+    assert ttft_count(m, "a") == 1
+    assert 1.0 <= value(m, "chatd_provider_time_to_first_token_seconds_sum", provider="a") < 4.0
+    assert value(m, "chatd_provider_time_to_first_token_seconds_bucket", provider="a", le="0.5") == 0
+    assert value(m, "chatd_provider_time_to_first_token_seconds_bucket", provider="a", le="+Inf") == 1
 
 
 def test_429_retry_after_http_date_is_waited(start_chatd, tmp_path, fakes):
@@ -938,3 +943,12 @@ def test_key_header_and_extra_headers_per_provider(start_chatd, tmp_path, fakes)
     r, cid, _ = chat_timed(c)
     served(r, "via azure")
     assert a.requests[1].headers["api-key"] == OTHER_KEY and "Authorization" not in a.requests[1].headers
+
+
+def test_authorization_named_as_key_header_keeps_bearer(start_chatd, tmp_path, fakes):
+    (a,) = fakes(1)
+    c = start_routed(start_chatd, tmp_path, {"a": {"base_url": a.base_url, "api_key_header": "authorization"}},
+                     {"m": ["a"]})
+    r, cid, _ = chat_timed(c)
+    served(r)
+    assert a.requests[0].headers["Authorization"] == f"Bearer {TEST_API_KEY}"
