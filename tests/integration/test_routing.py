@@ -7,6 +7,7 @@ The TLS (ca_file) cases are in test_routing_tls.py."""
 
 import email.utils
 import json
+import signal
 import socket
 import threading
 import time
@@ -952,3 +953,41 @@ def test_authorization_named_as_key_header_keeps_bearer(start_chatd, tmp_path, f
     r, cid, _ = chat_timed(c)
     served(r)
     assert a.requests[0].headers["Authorization"] == f"Bearer {TEST_API_KEY}"
+
+
+def test_v1_tool_call_is_a_first_token(start_chatd, tmp_path, fakes):
+    """On /v1 a tool-call chunk goes out like content: after it, no retry and no fallback."""
+    a, b = fakes(2)
+    call = chunk(role=True)
+    call["choices"][0]["delta"]["tool_calls"] = [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": ""}}]
+    a.always(Raw([sse(call)], close=True))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]})
+    status, headers, raw, _ = post_v1(c, stream=True)
+    assert status == 200, raw
+    datas = v1_datas(raw)
+    assert datas[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "lookup"
+    assert datas[-1]["error"]["code"] == "upstream_interrupted"
+    assert (len(a.requests), len(b.requests)) == (1, 0)
+    assert attempts(c, headers["x-request-id"]) == [("a", 1, "ok", 200, 0)]
+
+
+def test_sigterm_during_a_wait_ends_the_stream_without_another_attempt(start_chatd, tmp_path, fakes):
+    a, b = fakes(2)
+    a.always(Status(429, headers={"Retry-After": "5"}))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     TIMEOUT_SECONDS=20, DRAIN_SECONDS=1)
+    t0 = time.monotonic()
+    out = {}
+    th = threading.Thread(target=lambda: out.update(r=post_chat(c, message="route this into shutdown")))
+    th.start()
+    assert a.wait_requests(1)
+    assert c.wait_log("upstream_attempt", outcome="rate_limited") is not None
+    c.send_signal(signal.SIGTERM)
+    assert c.wait_exit(15) == 0
+    th.join(15)
+    r = out["r"]
+    assert r.status == 200 and r.final["status"] == "error"
+    assert r.final["error"]["error"] == "shutting_down" and r.final["provider"] == "a"
+    assert time.monotonic() - t0 < 4.5  # the 5 s wait was not sat out
+    assert (len(a.requests), len(b.requests)) == (1, 0)
