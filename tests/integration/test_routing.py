@@ -991,3 +991,36 @@ def test_sigterm_during_a_wait_ends_the_stream_without_another_attempt(start_cha
     assert r.final["error"]["error"] == "shutting_down" and r.final["provider"] == "a"
     assert time.monotonic() - t0 < 4.5  # the 5 s wait was not sat out
     assert (len(a.requests), len(b.requests)) == (1, 0)
+
+
+def test_burst_while_the_first_target_refuses(start_chatd, tmp_path, fakes):
+    """24 concurrent requests while the first target refuses connections: every one is
+    served by the second; the breaker (shared by both workers) opens on the way, so the
+    dead target sees far fewer attempts than 24 x 3."""
+    (b,) = fakes(1)
+    c = start_routed(start_chatd, tmp_path, {"dead": dead_url(), "b": b.base_url}, {"m": ["dead", "b"]},
+                     BREAKER_FAILURES=3, BREAKER_COOLDOWN_SECONDS=60)
+    results = []
+    lock = threading.Lock()
+
+    def one(i):
+        r = post_chat(c, message=f"route this burst request {i}")
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 24
+    for r in results:
+        served(r)
+        assert r.final["provider"] == "b"
+    assert len(b.requests) == 24
+    m = scrape(c)
+    dead = attempts_metric(m, "dead", "retryable")
+    assert 3 <= dead < 24 * 3
+    assert attempts_metric(m, "b", "ok") == 24
+    assert breaker(m, "dead") == 1
+    assert retries_metric(m, "dead") + fallbacks_metric(m, "dead") == dead
