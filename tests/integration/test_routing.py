@@ -685,3 +685,22 @@ def test_v1_tool_call_is_a_first_token(start_chatd, tmp_path, fakes):
     assert datas[-1]["error"]["code"] == "upstream_interrupted"
     assert (len(a.requests), len(b.requests)) == (1, 0)
     assert attempts(c, headers["x-request-id"]) == [("a", 1, "ok", 200, 0)]
+
+
+@pytest.mark.parametrize("failure", ["refused", "401", "404", "html"])
+def test_failure_detail_names_the_configured_provider(start_chatd, tmp_path, fakes, failure):
+    """With CHATD_CONFIG, OPENAI_BASE_URL/OPENAI_API_KEY/ALLOWED_MODELS are not in use (they
+    may not even be set): the 'what to do' of a provider failure names the provider of the
+    file instead of telling the operator to check those variables."""
+    (a,) = fakes(1)
+    url = dead_url() if failure == "refused" else a.base_url
+    a.always({"401": Status(401), "404": Status(404), "html": Raw([b"<html></html>"], content_type="text/html")}
+             .get(failure, Status(500)))
+    c = start_routed(start_chatd, tmp_path, {"acme": {"base_url": url, "api_key_env": "ACME_KEY"}},
+                     {"m": ["acme"]}, UPSTREAM_RETRIES=0, ACME_KEY=OTHER_KEY)
+    r, cid, _ = chat_timed(c)
+    assert r.final["status"] == "error" and r.final["provider"] == "acme"
+    detail = r.final["error"]["detail"]
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ALLOWED_MODELS"):
+        assert name not in detail, detail
+    assert "acme" in detail, detail
