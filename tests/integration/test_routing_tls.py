@@ -3,10 +3,12 @@ with a certificate signed by a test CA is served when its ca_file names that CA,
 refused (upstream_unreachable, with a TLS explanation) without it — verification is
 never switched off, not by a reused handle or connection either."""
 
+import json
+
 import pytest
 
 from fakeprovider import FakeProvider
-from test_routing import (attempts, chat_timed, fakes, scrape, served, start_routed,  # noqa: F401
+from test_routing import (attempts, chat_timed, fakes, post_v1, scrape, served, start_routed,  # noqa: F401
                           ttft_count, value)
 from tlsproxy import TLSProxy
 
@@ -97,3 +99,14 @@ def test_two_tls_providers_each_with_its_own_ca(start_chatd, tmp_path, tls, prov
     finally:
         tls2.stop()
         other.stop()
+
+
+def test_v1_refused_without_ca_file_is_502(start_chatd, tmp_path, tls, provider):
+    c = start_routed(start_chatd, tmp_path, tls_providers(tls), {"m": ["untrusted"]}, UPSTREAM_RETRIES=0)
+    for stream in (True, False):
+        status, _, raw, _ = post_v1(c, stream=stream)
+        assert status == 502, raw
+        err = json.loads(raw)["error"]
+        assert err["code"] == "upstream_unreachable" and err["type"] == "upstream_error"
+        assert "TLS" in err["message"]
+    assert provider.requests == []
