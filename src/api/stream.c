@@ -199,11 +199,39 @@ static void finish_completed(struct chat_stream *s)
 
 /* Ends the stream with an error: answered whole when nothing was sent yet, else
  * as the wire format's error event. */
+/* Replaces every `from` in text (of capacity cap) by `to`, as far as room allows. */
+static void replace_all(char *text, size_t cap, const char *from, const char *to)
+{
+    size_t flen = strlen(from), tlen = strlen(to);
+    for (char *at = strstr(text, from); at != NULL; at = strstr(at + tlen, from)) {
+        size_t rest = strlen(at + flen);
+        if ((size_t)(at - text) + tlen + rest + 1 > cap)
+            return;
+        memmove(at + tlen, at + flen, rest + 1);
+        memcpy(at, to, tlen);
+    }
+}
+
+/* The catalogue's texts name the variables of the one provider configured by the
+ * environment; with CHATD_CONFIG the operator must look at the provider's entry. */
+static void name_provider(const struct chat_stream *s, char *detail, size_t cap)
+{
+    if (s->cfg->config_path == NULL || s->pc == NULL)
+        return;
+    char url[160], key[160];
+    snprintf(url, sizeof url, "the base_url of provider \"%.60s\" in CHATD_CONFIG", s->pc->name);
+    snprintf(key, sizeof key, "the key of provider \"%.60s\" (its api_key_env)", s->pc->name);
+    replace_all(detail, cap, "OPENAI_BASE_URL", url);
+    replace_all(detail, cap, "OPENAI_API_KEY", key);
+    replace_all(detail, cap, "ALLOWED_MODELS", "the models of CHATD_CONFIG");
+}
+
 static void finish_error(struct chat_stream *s, enum error_code code, const char *what,
                          const char *why)
 {
     char detail[1024];
     error_detail(detail, sizeof detail, code, what, why, NULL);
+    name_provider(s, detail, sizeof detail);
     mw_log_error(s->cid, code, detail);
     if (code != ERR_TIMEOUT && code != ERR_STREAM_SHUTTING_DOWN)
         metrics_upstream_error(s->w->m, code);
