@@ -47,6 +47,7 @@ struct http_conn {
     bool gone;     /* the client left: any call is a bug */
     bool begun;    /* http_stream_begin */
     bool ended;    /* http_stream_end or http_respond: the final event went */
+    bool aborted;  /* http_stream_abort: cut short (out of memory only) */
     bool notify;   /* http_notify_drained asked */
     int status;    /* of begin or respond */
     size_t unsent; /* what http_unsent answers */
@@ -99,6 +100,14 @@ void http_stream_end(struct http_conn *c)
     conn_check(c, "http_stream_end");
     assert_true(c->begun);
     c->ended = true;
+}
+
+void http_stream_abort(struct http_conn *c)
+{
+    conn_check(c, "http_stream_abort");
+    assert_true(c->begun);
+    c->ended = true;
+    c->aborted = true;
 }
 
 void http_conn_set_owner(struct http_conn *c, const struct http_owner_ops *ops, void *owner)
@@ -342,6 +351,7 @@ static struct fixture *fixture_new(const char *retries)
     cfg->refs = 1;
     struct worker *w = &f->w;
     w->cfg = cfg;
+    list_init(&w->streams);
     w->base = event_base_new();
     w->metrics = metrics_new(1);
     w->m = metrics_shard(w->metrics, 0);
@@ -363,7 +373,7 @@ static struct fixture *fixture_new(const char *retries)
 static void fixture_free(struct fixture *f)
 {
     struct worker *w = &f->w;
-    assert_null(w->streams);
+    assert_true(list_empty(&w->streams));
     assert_int_equal(metrics_active_streams(w->metrics), 0);
     limits_free(w->limits);
     limits_shared_free(f->shared);
@@ -399,10 +409,10 @@ static struct chat_stream *start(struct fixture *f, enum enc e)
     else
         v1_chat_start(&f->w, &f->conn, req, NULL);
     assert_int_equal(n_finished, 0);
-    assert_non_null(f->w.streams);
+    assert_false(list_empty(&f->w.streams));
     assert_int_equal(f->conn.n_owner_set, 1);
     assert_int_equal(n_calls, 1);
-    return f->w.streams;
+    return list_entry(f->w.streams.next, struct chat_stream, link);
 }
 
 /* ---- the provider's bytes -------------------------------------------------------------------- */
@@ -542,6 +552,7 @@ static void check_answer(struct run *r, enum result res, bool sent_before)
     struct http_conn *c = &r->f->conn;
     struct provider_call *call = &calls[0];
     bool sse = r->enc != ENC_V1_JSON;
+    assert_false(c->aborted); /* only when out of memory */
     switch (res) {
     case RES_GONE:
         assert_int_equal(finished_outcome, OUTCOME_CLIENT_DISCONNECTED);
@@ -666,7 +677,7 @@ static void sweep_one(enum enc e, enum start_point at, const enum ev *order, uns
     }
     event_base_loop(base, EVLOOP_NONBLOCK); /* nothing may be left to fire */
     assert_int_equal(n_finished, 1);
-    assert_null(r.f->w.streams);
+    assert_true(list_empty(&r.f->w.streams));
     struct http_conn *c = &r.f->conn;
     assert_true(c->gone || (c->owner == NULL && c->n_owner_cleared == 1));
     for (int i = 0; i < n_calls; i++)
@@ -766,7 +777,7 @@ static void backoff_one(enum enc e, const enum bev *order, unsigned same_turn)
     }
     event_base_loop(base, EVLOOP_NONBLOCK);
     assert_int_equal(n_finished, 1);
-    assert_null(r.f->w.streams);
+    assert_true(list_empty(&r.f->w.streams));
     bool retried = order[0] == BEV_RETRY;
     assert_int_equal(n_calls, retried ? 2 : 1);
     for (int i = 0; i < n_calls; i++)
