@@ -90,13 +90,24 @@ build/failalloc/failalloc.o: tests/failalloc/failalloc.c
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 # Unit tests build with the sanitizers and may reach a module's statics by
-# including its .c file; each test links every module object except its own.
+# including its .c file; each test links every module object except its own and
+# those its comment lines `/* unit-fakes: services/provider api/http */` name
+# (the test defines their functions itself: fakes that record calls).
+unit_leave_out = $(shell { grep -o 'include "\.\./\.\./src/[a-z_/]*\.c"' $(1) | \
+	  sed 's|include "\.\./\.\./src/\(.*\)\.c"|\1|'; \
+	  sed -n 's|^/\* unit-fakes:\(.*\)\*/$$|\1|p' $(1) | tr ' ' '\n'; } | \
+	  sed -n 's|^\([a-z_/]\{1,\}\)$$|build/asan/obj/\1.o|p')
+
 build/asan/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< \
-	    $(filter-out $(shell grep -o 'include "\.\./\.\./src/[a-z_/]*\.c"' $< | \
-	      sed 's|include "\.\./\.\./src/\(.*\)\.c"|build/asan/obj/\1.o|'),$(ASAN_OBJ)) \
-	    $(PKG_LIBS) -lcmocka
+	    $(filter-out $(call unit_leave_out,$<),$(ASAN_OBJ)) $(PKG_LIBS) -lcmocka
+
+# test_provider once more without sanitizers, to run under valgrind in `make unit`.
+VALGRIND_UNIT := build/tests/test_provider
+build/tests/test_provider: tests/unit/test_provider.c tests/unit/unit.h $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJ) $(PKG_LIBS) -lcmocka
 
 # Drives the limits module on a real loop for tests/integration/test_limits_redis.py.
 LIMITS_DRIVER := build/asan/tests/limits_redis_driver
@@ -120,8 +131,10 @@ web-test:
 	/usr/bin/node --test tests/web/test_sse.mjs
 
 # Runs every test binary, even after a failure, then fails if any did.
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(VALGRIND_UNIT)
 	@failed=; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	echo "== valgrind $(VALGRIND_UNIT)"; valgrind --quiet --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite --show-possibly-lost=no $(VALGRIND_UNIT) || failed="$$failed valgrind"; \
 	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi; \
 	echo "unit tests passed: $(words $(UNIT_BIN)) files"
 

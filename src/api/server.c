@@ -224,7 +224,7 @@ static void on_exit_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    if (w->streams == NULL && http_server_busy_count(w->http) == 0)
+    if (list_empty(&w->streams) && http_server_busy_count(w->http) == 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -313,6 +313,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct metr
                        int listen_fd)
 {
     memset(w, 0, sizeof *w);
+    list_init(&w->streams);
     w->id = id;
     w->cfg = config_ref(cfg);
     w->metrics = m;

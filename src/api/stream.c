@@ -122,18 +122,6 @@ static bool end_stream(struct chat_stream *s, size_t mark, size_t held_mark)
 
 /* ---- the one way out ------------------------------------------------------------- */
 
-static void unlink_stream(struct chat_stream *s)
-{
-    struct worker *w = s->w;
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        w->streams = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
-
 static void free_stream(struct chat_stream *s)
 {
     config_unref(s->cfg);
@@ -175,7 +163,7 @@ static void finish(struct chat_stream *s, enum outcome o, int status)
         metrics_tokens(w->m, s->prompt_tokens, s->completion_tokens);
     metrics_stream_release(w->metrics);
     mw_log_complete(s->cid, status, o, s->start_us, (int64_t)s->content_events);
-    unlink_stream(s);
+    list_remove(&s->link);
     free_stream(s);
 }
 
@@ -809,10 +797,7 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     fill(s, arg);
     evtimer_assign(&s->timer, w->base, on_timer, s);
     evtimer_assign(&s->retry_ev, w->base, on_retry_timer, s);
-    s->next = w->streams;
-    if (w->streams != NULL)
-        w->streams->prev = s;
-    w->streams = s;
+    list_insert_head(&w->streams, &s->link);
     http_conn_set_owner(c, &owner_ops, s);
     event_add(&s->timer, w->timeout_tv);
     admit(s);
@@ -820,6 +805,6 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
 
 void stream_abort_all(struct worker *w, enum error_code code)
 {
-    while (w->streams != NULL)
-        finish_error(w->streams, code, NULL, NULL);
+    while (!list_empty(&w->streams))
+        finish_error(list_entry(w->streams.next, struct chat_stream, link), code, NULL, NULL);
 }

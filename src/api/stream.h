@@ -25,6 +25,7 @@
 #include "api/http.h"
 #include "api/middleware.h"
 #include "core/buf.h"
+#include "core/list.h"
 #include "core/metrics.h"
 #include "models/error.h"
 #include "services/limits.h"
@@ -65,7 +66,7 @@ enum stream_state { ST_ADMITTING, ST_WAITING, ST_BACKOFF, ST_STREAMING, ST_FINIS
 
 struct chat_stream {
     struct worker *w;
-    struct chat_stream *prev, *next;
+    struct list link; /* in the worker's open streams */
     const struct stream_encoder *enc;
     struct http_conn *conn;     /* NULL once the client is gone */
     struct provider_call *call; /* NULL between attempts and once the transfer ended */

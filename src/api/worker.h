@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "core/buf.h"
+#include "core/list.h"
 
 struct config;
 struct metrics;
@@ -33,9 +34,9 @@ struct worker {
     struct event_base *base;
     struct http_server *http;
     struct provider *provider;
-    struct breakers *breakers;   /* per provider, shared by the workers */
-    struct limits *limits;       /* client-key limits: in-process buckets or this loop's Redis */
-    struct chat_stream *streams; /* open streams, for draining */
+    struct breakers *breakers; /* per provider, shared by the workers */
+    struct limits *limits;     /* client-key limits: in-process buckets or this loop's Redis */
+    struct list streams;       /* open streams (chat_stream.link), for draining */
     const struct timeval *timeout_tv; /* TIMEOUT_SECONDS as a libevent common timeout */
     struct buf scratch;               /* events encoded during one callback, then written at once */
     int listen_fd;

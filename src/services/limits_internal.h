@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 
+#include "core/list.h"
 #include "services/limits.h"
 
 #define LIMITS_WINDOW_US 60000000LL /* both buckets refill fully in one minute */
@@ -25,7 +26,7 @@ struct limits_ticket {
     long tokens_per_minute; /* > 0: charge usage at finish */
     bool slot;              /* holds an in-process stream slot */
     bool leased;            /* holds a Redis lease (linked in the worker's list) */
-    struct limits_ticket *prev, *next;
+    struct list link;       /* in the worker's leases, when leased */
     char lease[48];
 };
 

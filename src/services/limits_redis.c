@@ -103,7 +103,7 @@ struct limits_redis {
     int timeouts_in_a_row;
     bool outage, freeing;
     char sha[41];
-    struct limits_ticket leases; /* list head of open leased tickets */
+    struct list leases; /* open leased tickets (limits_ticket.link) */
     char lease_prefix[17];
     unsigned long long lease_seq;
 };
@@ -310,7 +310,10 @@ static void renew_all(evutil_socket_t fd, short what, void *arg)
         return;
     char lease_ms[16];
     snprintf(lease_ms, sizeof lease_ms, "%d", r->lease_ms);
-    for (struct limits_ticket *t = r->leases.next; t != &r->leases; t = t->next) {
+    struct list *n;
+    list_foreach(n, &r->leases)
+    {
+        const struct limits_ticket *t = list_entry(n, struct limits_ticket, link);
         char k3[300];
         snprintf(k3, sizeof k3, "chatd:{%s}:streams", t->entry->name);
         const char *argv[] = { "EVALSHA", r->sha, "3", k3, k3, k3, "renew", t->lease, lease_ms };
@@ -329,7 +332,7 @@ struct limits_redis *limits_redis_new(struct limits *l, const struct redis_url *
         snprintf(r->where, sizeof r->where, "%s", u->path);
     else
         snprintf(r->where, sizeof r->where, "%s:%d", u->host, u->port);
-    r->leases.next = r->leases.prev = &r->leases;
+    list_init(&r->leases);
     uint64_t rnd = 0;
     (void)getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
     snprintf(r->lease_prefix, sizeof r->lease_prefix, "%016llx", (unsigned long long)rnd);
@@ -375,9 +378,9 @@ void limits_redis_free(struct limits_redis *r)
         r->ac = NULL;
         redisAsyncFree(ac); /* runs every reply callback with NULL: pendings are freed */
     }
-    while (r->leases.next != &r->leases) {
-        struct limits_ticket *t = r->leases.next;
-        r->leases.next = t->next;
+    while (!list_empty(&r->leases)) {
+        struct limits_ticket *t = list_entry(r->leases.next, struct limits_ticket, link);
+        list_remove(&t->link);
         free(t);
     }
     if (r->dns != NULL)
@@ -419,10 +422,7 @@ static void answer(struct limits_pending *p, const struct limits_verdict *v, boo
         p->ticket = NULL;
         if (p->key.max_concurrent_streams > 0) {
             t->leased = true;
-            t->next = &r->leases;
-            t->prev = r->leases.prev;
-            r->leases.prev->next = t;
-            r->leases.prev = t;
+            list_insert_tail(&r->leases, &t->link);
         }
     }
     limits_count_refused(r->l, v);
@@ -585,10 +585,8 @@ void limits_redis_cancel(struct limits_redis *r, struct limits_pending *p)
 
 void limits_redis_finish(struct limits_redis *r, struct limits_ticket *t, long tokens_used)
 {
-    if (t->leased) {
-        t->prev->next = t->next;
-        t->next->prev = t->prev;
-    }
+    if (t->leased)
+        list_remove(&t->link);
     if (r->state == RS_READY && (t->leased || (t->tokens_per_minute > 0 && tokens_used > 0)))
         send_finish(r, t, tokens_used);
     free(t);

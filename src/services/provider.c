@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "services/router.h"
 
@@ -68,7 +69,7 @@ struct provider {
     struct pool *pools; /* one per provider in use */
     CURL *pool[POOL_MAX];
     size_t n_pool;
-    struct provider_call *calls;    /* in progress, for provider_free */
+    struct list calls;              /* in progress (provider_call.link), for provider_free */
     char *proxy_http, *proxy_https; /* from the environment at start ("" for none) */
     char *no_proxy;                 /* likewise, or NULL */
     struct sock_ctx **socks;        /* by descriptor */
@@ -82,7 +83,7 @@ enum deferred { DEFER_NONE, DEFER_CANCEL, DEFER_RESUME, DEFER_RELEASE_EXPIRED };
 struct provider_call {
     struct provider *p;
     struct pool *pool;
-    struct provider_call *prev, *next;
+    struct list link; /* in p->calls */
     CURL *easy;
     char *body;
     struct curl_slist *headers;         /* this provider's request headers */
@@ -278,12 +279,7 @@ static void detach(struct provider_call *call)
     assert(p->in_callback == 0);
     check_mcode(curl_multi_remove_handle(call->pool->multi, call->easy), "remove_handle");
     call->pool->active--;
-    if (call->prev != NULL)
-        call->prev->next = call->next;
-    else
-        p->calls = call->next;
-    if (call->next != NULL)
-        call->next->prev = call->prev;
+    list_remove(&call->link);
     p->active--;
 }
 
@@ -589,10 +585,7 @@ struct provider_call *provider_start(struct provider *p, const struct provider_c
         free(call);
         return NULL;
     }
-    call->next = p->calls;
-    if (p->calls != NULL)
-        p->calls->prev = call;
-    p->calls = call;
+    list_insert_head(&p->calls, &call->link);
     p->active++;
     call->pool->active++;
     return call;
@@ -706,6 +699,7 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     if (p == NULL)
         return NULL;
     p->base = base;
+    list_init(&p->calls);
     /* Keep idle provider connections for reuse: one per stream that may run at once. */
     p->max_connects = cfg->max_streams / cfg->workers + 16;
     if (read_proxy_env(p) != 0) {
@@ -719,8 +713,8 @@ void provider_free(struct provider *p)
 {
     if (p == NULL)
         return;
-    while (p->calls != NULL)
-        end_call(p->calls);
+    while (!list_empty(&p->calls))
+        end_call(list_entry(p->calls.next, struct provider_call, link));
     for (size_t i = 0; i < p->n_pool; i++)
         curl_easy_cleanup(p->pool[i]);
     while (p->pools != NULL)
