@@ -11,6 +11,8 @@
 
 #include "api/http_internal.h"
 
+#define FIRST_BODY_ALLOC (64 * 1024) /* the most a body buffer starts with */
+
 static struct http_conn *conn_of(http_parser *p)
 {
     return p->data;
@@ -178,9 +180,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct http_request *r = c->req;
     if (r->body_len + len > c->srv->max_body)
         return reject(c, 413);
-    /* Grow to the announced length at once, else by doubling: a slow client
-     * holds only what it has sent. */
+    /* Grow to the announced length at once when it is small, else by doubling:
+     * with a body limit of up to 64 MiB, a client that announces a large body
+     * and sends a byte must not make chatd reserve all of it. */
     size_t first = r->content_length ? (size_t)r->content_length + 1 : 1024;
+    if (first > FIRST_BODY_ALLOC)
+        first = FIRST_BODY_ALLOC;
     if (append(&r->body, &r->body_len, &r->body_cap, first, at, len) != 0)
         return reject(c, 500);
     return 0;

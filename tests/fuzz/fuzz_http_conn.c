@@ -5,7 +5,7 @@
  * harness says the socket is writable or the timer fired.
  *
  * Input: a flags byte, a size byte, then the client's bytes.
- *   flags & 3    pieces: whole, size+1 bytes, 1 byte, or split at each "\n"
+ *   flags & 3    pieces: whole, size+1 bytes, 1 to 16 bytes varying, or split at each "\n"
  *   flags & 4    the sink takes at most (size+1)*8 bytes per writable call
  *   flags & 8    the timer fires once the input is in (408, idle, stall)
  *   flags & 16   body limit 1024 bytes instead of HTTP_MAX_BODY
@@ -49,11 +49,12 @@ static struct {
     bool heads[MAX_ANSWER]; /* per answer, in order: whether it has no body (HEAD) */
     size_t answers;
     int errors;
+    unsigned lcg;
 } F;
 
 HARNESS static bool alive(void)
 {
-    return http_server_conn_count(F.srv) > 0;
+    return F.srv->n_conns > 0;
 }
 
 static void record_answer(const struct http_request *req)
@@ -232,7 +233,10 @@ HARNESS static size_t next_piece(int mode, size_t piece, const uint8_t *d, size_
     switch (mode) {
     case 0: return left;
     case 1: return piece < left ? piece : left;
-    case 2: return 1;
+    case 2:
+        F.lcg = F.lcg * 1103515245u + 12345u; /* from the size byte: the same every run */
+        piece = 1 + (F.lcg >> 16) % 16;
+        return piece < left ? piece : left;
     default: {
         const uint8_t *nl = memchr(d, '\n', left);
         return nl ? (size_t)(nl - d) + 1 : left;
@@ -257,6 +261,7 @@ HARNESS static size_t run(const uint8_t *data, size_t size, int flags, size_t sz
     F.out_len = 0;
     F.answers = 0;
     F.errors = 0;
+    F.lcg = (unsigned)sz;
     CHECK(http_conn_open(F.srv, -1) != NULL);
     for (size_t off = 0; off < size && alive();) {
         settle();

@@ -387,6 +387,16 @@ def test_cl_te_is_400_and_closed(srv):
     )
 
 
+def test_bytes_sent_after_a_framing_error_are_never_answered(srv):
+    # The client goes on pipelining after a request chatd refused: none of it is
+    # read as a request (chatd half-closes, reads and drops, then closes).
+    refused(
+        srv,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        send_more=b"0\r\n\r\n" + GET_OK * 20,
+    )
+
+
 def test_te_cl_is_400_and_closed(srv):
     refused(
         srv,
