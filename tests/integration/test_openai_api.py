@@ -166,6 +166,72 @@ def test_stream_tool_call_chunks_are_relayed(chatd, provider):
     assert data_lines(r.raw) == [tc1, tc2, fin, "[DONE]"]
 
 
+def test_usage_on_a_chunk_with_choices_is_not_stripped(chatd, provider):
+    """Some providers (vLLM, Ollama) put usage on the finish chunk; only a chunk with no
+    choices is the usage-only chunk."""
+    fin_usage = ('{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+                 '"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}')
+    provider.then(Raw([provider_bytes([EV_ROLE, EV_A, fin_usage])]))
+    r = post(chatd, stream=True)
+    assert data_lines(r.raw) == [EV_ROLE, EV_A, fin_usage, "[DONE]"]
+
+
+def test_provider_comments_and_keep_alives_do_not_break_the_stream(chatd, provider):
+    """OpenRouter sends `: OPENROUTER PROCESSING` comments; SSE `event:`/`id:` fields may appear."""
+    body = (b": OPENROUTER PROCESSING\n\n" + b"data: " + EV_ROLE.encode() + b"\n\n" + b": keep-alive\n\n"
+            + b"id: 7\ndata: " + EV_A.encode() + b"\n\n" + b"data: " + EV_FIN.encode() + b"\n\n" + b"data: [DONE]\n\n")
+    provider.then(Raw([body]))
+    r = post(chatd, stream=True)
+    assert r.status == 200
+    assert data_lines(r.raw) == [EV_ROLE, EV_A, EV_FIN, "[DONE]"]
+
+
+def test_many_chunks_are_all_relayed_in_order(chatd, provider):
+    events = [json.dumps(chunk(content=f"w{i} "), separators=(",", ":")) for i in range(3000)]
+    events.append(json.dumps(chunk(finish_reason="stop")))
+    provider.then(Raw([provider_bytes(events)[i:i + 1000] for i in range(0, len(provider_bytes(events)), 1000)]))
+    r = post(chatd, stream=True)
+    assert data_lines(r.raw) == events + ["[DONE]"]
+
+
+def test_two_streams_and_a_completion_on_one_keep_alive_connection(chatd, provider):
+    provider.then(Stream(tokens=["one"]), Stream(tokens=["two"]), Status(200, COMPLETION_BYTES))
+    s = connect(chatd.port)
+    for stream in (True, True, False):
+        s.sendall(request_bytes("POST", PATH, json.dumps({"messages": MSG, "stream": stream})))
+        status, headers, rest = read_head(s)
+        assert status == 200
+        if stream:
+            assert headers["transfer-encoding"] == "chunked"
+            while not rest.endswith(b"0\r\n\r\n"):
+                piece = s.recv(65536)
+                assert piece, rest
+                rest += piece
+            assert b"data: [DONE]" in rest
+        else:
+            n = int(headers["content-length"])
+            while len(rest) < n:
+                rest += s.recv(65536)
+            assert rest[:n].rstrip(b"\n") == COMPLETION_BYTES.rstrip(b"\n")
+    s.close()
+    assert len(provider.requests) == 3
+
+
+def test_cors_preflight_and_headers_on_v1(start_chatd, provider):
+    """Browser apps call /v1 cross-origin (the openai SDK's dangerouslyAllowBrowser)."""
+    c = start_chatd({"CORS_ORIGINS": "https://app.example.com"})
+    h = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+         "Access-Control-Request-Headers": "content-type,authorization,x-stainless-os"}
+    r = httpx.options(c.url + PATH, headers=h)
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "POST" in r.headers["access-control-allow-methods"]
+    provider.then(Stream(tokens=["x"]))
+    p = post(c, headers={"Origin": "https://app.example.com"}, stream=True)
+    assert p.status == 200 and p.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "x-request-id" in p.headers["access-control-expose-headers"].lower()
+
+
 # -- what the provider receives ----------------------------------------------------------
 
 MESSAGES = [
@@ -225,6 +291,33 @@ def test_every_other_field_and_message_reaches_the_provider_unchanged(start_chat
     assert got == expected
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_authorization_never_reaches_the_provider(start_chatd, provider, stream):
+    """The provider sees chatd's key (or none), never the client's key or headers."""
+    c = start_chatd(KEYS)
+    provider.then(Stream(tokens=["ok"]) if stream else Status(200, completion()))
+    r = post(c, headers={"Authorization": "Bearer v1-client-key-0001", "OpenAI-Organization": "org-client"},
+             stream=stream)
+    assert r.status == 200
+    h = provider.requests[0].headers
+    assert h["Authorization"] == f"Bearer {TEST_API_KEY}"
+    assert "v1-client-key-0001" not in json.dumps(h) and "OpenAI-Organization" not in h
+    c2 = start_chatd({"OPENAI_API_KEY": None})
+    provider.then(Stream(tokens=["ok"]) if stream else Status(200, completion()))
+    assert post(c2, headers={"Authorization": "Bearer sk-client-own-key-123"}, stream=stream).status == 200
+    assert provider.wait_requests(2)
+    assert "Authorization" not in provider.requests[1].headers
+    assert "sk-client-own-key-123" not in json.dumps(provider.requests[1].headers)
+
+
+def test_query_string_is_ignored_for_routing(chatd, provider):
+    """Azure-style clients add ?api-version=…; the path still routes."""
+    provider.then(Stream(tokens=["ok"]))
+    r = post(chatd, path=PATH + "?api-version=2024-10-21", stream=True)
+    assert r.status == 200 and data_lines(r.raw)[-1] == "[DONE]"
+    assert get(chatd, "/v1/models?limit=5").status == 200
+
+
 def test_absent_model_is_the_default_and_no_max_tokens_is_added(start_chatd, provider):
     c = start_chatd({"OPENAI_MODEL": "m-default", "ALLOWED_MODELS": "m-default,m-other", "MAX_TOKENS": "300"})
     provider.then(Stream(tokens=["ok"]), Status(200, completion()))
@@ -239,9 +332,12 @@ def test_absent_model_is_the_default_and_no_max_tokens_is_added(start_chatd, pro
 
 
 def test_client_stream_options_are_kept_and_usage_is_forced(chatd, provider):
-    provider.then(Stream(tokens=["ok"]))
+    provider.then(Stream(tokens=["ok"]), Stream(tokens=["ok"]))
     post(chatd, stream=True, stream_options={"include_usage": False})
     assert provider.requests[0].json["stream_options"]["include_usage"] is True
+    post(chatd, stream=True, stream_options={"include_obfuscation": False, "include_usage": False})
+    assert provider.wait_requests(2)
+    assert provider.requests[1].json["stream_options"] == {"include_obfuscation": False, "include_usage": True}
 
 
 def test_token_limits_at_the_bounds_pass_unchanged(start_chatd, provider):
