@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from chatd import SENT_MESSAGES, TEST_API_KEY, UUID4_RE, Chatd, connect, read_head, request_bytes
-from fakeprovider import Hang, Status, Stream, completion
+from fakeprovider import Hang, Status, Stream, completion, free_port
 from sseclient import decode_chunked, three_parts
 
 SECRET = "a secret conversation about walruses 5521"
@@ -362,3 +362,24 @@ def test_final_event_names_provider_and_model_on_error(start_chatd, provider, be
     assert set(final) == FINAL_ERROR, set(final) ^ FINAL_ERROR
     assert final["status"] == status
     assert final["provider"] == "default" and final["model"] == "m-other"
+
+
+def test_final_event_names_the_target_that_answered(start_chatd, provider, tmp_path):
+    """With CHATD_CONFIG: the provider's name and the target's model, after a fallback too."""
+    cfg = tmp_path / "chatd.json"
+    cfg.write_text(json.dumps({
+        "providers": [{"name": "down", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+                      {"name": "fake", "base_url": provider.base_url, "api_key_env": "OPENAI_API_KEY"}],
+        "models": [{"name": "alias", "targets": [{"provider": "fake", "model": "real-model-7b"}]},
+                   {"name": "fallback", "targets": [{"provider": "down", "model": "never-used"},
+                                                    {"provider": "fake", "model": "backup-model"}]}],
+        "default_model": "alias"}))
+    c = start_chatd({"CHATD_CONFIG": str(cfg), "OPENAI_BASE_URL": None, "UPSTREAM_RETRIES": "0"})
+    final = post(c, {"message": SECRET}).final
+    assert (final["status"], final["provider"], final["model"]) == ("completed", "fake", "real-model-7b")
+    final = post(c, {"message": SECRET, "model": "fallback"}).final
+    assert (final["status"], final["provider"], final["model"]) == ("completed", "fake", "backup-model")
+    assert [q.json["model"] for q in provider.requests] == ["real-model-7b", "backup-model"]
+    provider.always(Status(500))
+    final = post(c, {"message": SECRET}).final
+    assert (final["status"], final["provider"], final["model"]) == ("error", "fake", "real-model-7b")
