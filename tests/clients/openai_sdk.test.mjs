@@ -69,6 +69,18 @@ test('non-stream', async () => {
   assert.equal(request_id, response.headers.get('x-correlation-id'));
 });
 
+test('stream helper with a tool call', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: {
+    type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const runner = client().chat.completions.stream({ model: model(), messages: MESSAGES, tools });
+  const final = await runner.finalChatCompletion();
+  const call = final.choices[0].message.tool_calls[0];
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  assert.equal(call.id, 'call_abc');
+  assert.equal(call.function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' });
+});
+
 test('error class', async () => {
   const Class = OpenAI[env.EXPECT_ERROR];
   assert.ok(Class, `no such SDK error class: ${env.EXPECT_ERROR}`);

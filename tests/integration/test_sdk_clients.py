@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from chatd import ROOT, SENT_MESSAGES
-from fakeprovider import Hang, Status, Stream, completion
+from fakeprovider import Hang, Raw, Status, Stream, completion, sse
 
 CLIENTS = os.path.join(ROOT, "tests", "clients")
 SENT_MESSAGES += ["Say hello to the SDK test, please.", "Say hello, AI SDK."]
@@ -72,6 +72,20 @@ def test_openai_non_stream(node_modules, chatd, provider):
     provider.always(Status(200, completion(content=TEXT, usage=(9, 5))))
     openai_case(node_modules, "non-stream", chatd, EXPECT_TEXT=TEXT, EXPECT_TOTAL_TOKENS=14)
     assert len(provider.requests) == 2 and not provider.requests[0].json.get("stream")
+
+
+def test_openai_stream_helper_with_a_tool_call(node_modules, chatd, provider):
+    def ev(delta, finish=None):
+        return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    provider.then(Raw([sse(ev({"role": "assistant", "content": None, "tool_calls": [
+        {"index": 0, "id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]})),
+        sse(ev({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\": "}}]})),
+        sse(ev({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]})),
+        sse(ev({}, "tool_calls")), sse("[DONE]")]))
+    openai_case(node_modules, "stream helper with a tool call", chatd)
+    assert provider.requests[0].json["tools"][0]["function"]["name"] == "get_weather"
 
 
 KEY = "sdk-client-key-0001"
