@@ -732,6 +732,28 @@ def test_models_lists_only_what_the_key_may_use(start_chatd, provider, tmp_path)
         {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}]}
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_key_over_its_limit_is_429_rate_limit_error(start_chatd, provider, tmp_path, stream):
+    cfg = tmp_path / "limits.json"
+    cfg.write_text(json.dumps({
+        "providers": [{"name": "fake", "base_url": provider.base_url, "api_key_env": "OPENAI_API_KEY"}],
+        "models": [{"name": "gpt-4o-mini", "targets": [{"provider": "fake", "model": "gpt-4o-mini"}]}],
+        "default_model": "gpt-4o-mini",
+        "keys": [{"name": "slow", "sha256": hashlib.sha256(LIMITED_KEY.encode()).hexdigest(),
+                  "requests_per_minute": 1}]}))
+    c = start_chatd({"CHATD_CONFIG": str(cfg), "OPENAI_BASE_URL": None})
+    h = {"Authorization": f"Bearer {LIMITED_KEY}"}
+    provider.then(Stream(tokens=["ok"]) if stream else Status(200, completion()))
+    first = post(c, headers=h, stream=stream)
+    assert first.status == 200
+    assert first.headers["x-ratelimit-limit-requests"] == "1"
+    assert first.headers["x-ratelimit-remaining-requests"] == "0"
+    r = post(c, headers=h, stream=stream)
+    assert_openai_error(r, 429, code="rate_limited", type_="rate_limit_error")
+    assert int(r.headers["retry-after"]) >= 1
+    assert len(provider.requests) == 1
+
+
 # -- correlation ids -----------------------------------------------------------------------
 
 def test_request_id_equals_correlation_id_everywhere(start_chatd, provider):
