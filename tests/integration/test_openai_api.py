@@ -5,6 +5,7 @@ the fake provider sends hand-written bytes and records what it received, and
 every assertion compares against those bytes or the contract's rules.
 """
 
+import asyncio
 import hashlib
 import json
 import time
@@ -389,6 +390,56 @@ def test_non_streamed_completion_is_relayed_unchanged(chatd, provider, stream_fi
     assert r.raw == COMPLETION_BYTES or r.raw == COMPLETION_BYTES.rstrip(b"\n")
     got = provider.requests[0].json
     assert not got.get("stream") and "stream_options" not in got
+
+
+def test_large_non_streamed_answer_is_relayed_unchanged(chatd, provider):
+    raw = json.dumps(completion(content="ü🙂 " * 300000), ensure_ascii=False).encode()  # about 2.4 MB
+    provider.then(Status(200, raw))
+    r = post(chatd)
+    assert r.status == 200 and r.raw.rstrip(b"\n") == raw
+
+
+def test_concurrent_streams_and_completions_do_not_mix(start_chatd, provider):
+    """100 requests at once, half streamed, each answer tagged with its own request's words."""
+    c = start_chatd({"LOG_LEVEL": "info"})
+
+    class Echo:
+        async def respond(self, req, fp):
+            tag = req_tag(fp, req)
+            if json.loads(fp_body(fp, req)).get("stream"):
+                return await Stream(tokens=[tag, " a", " b"], delay=0.005).respond(req, fp)
+            return await Status(200, completion(content=tag)).respond(req, fp)
+
+    def fp_body(fp, req):
+        return next(q.body for q in reversed(fp.requests) if q.peer == req.transport.get_extra_info("peername"))
+
+    def req_tag(fp, req):
+        return json.loads(fp_body(fp, req))["messages"][0]["content"]
+
+    provider.always(Echo())
+    n = 100
+    tags = [f"concurrent v1 request number {i}" for i in range(n)]
+    SENT_MESSAGES.extend(tags)
+
+    async def one(client, i):
+        body = {"messages": [{"role": "user", "content": tags[i]}], "stream": i % 2 == 0}
+        r = await client.post(c.url + PATH, json=body)
+        return r.status_code, r.content
+
+    async def main():
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(n)))
+
+    for i, (status, raw) in enumerate(asyncio.run(main())):
+        assert status == 200, raw
+        if i % 2 == 0:
+            lines = data_lines(raw)
+            text = "".join(json.loads(x)["choices"][0]["delta"].get("content", "")
+                           for x in lines[:-1] if json.loads(x)["choices"])
+            assert text == tags[i] + " a b" and lines[-1] == "[DONE]"
+        else:
+            assert json.loads(raw)["choices"][0]["message"]["content"] == tags[i]
 
 
 def test_non_streamed_tool_call_answer(chatd, provider):
