@@ -8,6 +8,7 @@ every assertion compares against those bytes or the contract's rules.
 import asyncio
 import hashlib
 import json
+import signal
 import time
 
 import httpx
@@ -479,6 +480,27 @@ def test_role_only_chunk_then_silence_is_504(start_chatd, provider):
     assert provider.wait_disconnects(1, timeout=3)
 
 
+def test_role_only_chunk_then_cut_is_retried_and_only_the_retry_is_relayed(start_chatd, provider):
+    """Before the headers, a failed attempt leaves nothing behind: its held role chunk is dropped.
+    (The harness sets UPSTREAM_RETRIES=0; this test turns one retry on.)"""
+    chatd = start_chatd({"UPSTREAM_RETRIES": "1"})
+    first_role = ROLE_ONLY.replace('"id":"c"', '"id":"first-attempt"')
+    provider.then(Raw([b"data: " + first_role.encode() + b"\n\n"], close=True),
+                  Raw([provider_bytes(EVENTS)]))
+    r = post(chatd, stream=True)
+    assert r.status == 200
+    assert data_lines(r.raw) == EVENTS + ["[DONE]"]
+    assert len(provider.requests) == 2
+
+
+def test_non_streamed_provider_500_is_retried(start_chatd, provider):
+    chatd = start_chatd({"UPSTREAM_RETRIES": "1"})
+    provider.then(Status(500), Status(200, COMPLETION_BYTES))
+    r = post(chatd)
+    assert r.status == 200 and r.raw.rstrip(b"\n") == COMPLETION_BYTES.rstrip(b"\n")
+    assert len(provider.requests) == 2
+
+
 def test_role_only_chunk_waits_for_the_content_chunk(chatd, provider):
     """The role-only chunk is still relayed, first, once a real chunk exists."""
     fin = chunk(content="hi", finish_reason=None)
@@ -532,6 +554,49 @@ def test_provider_error_event_mid_stream(chatd, provider):
     r = post(chatd, stream=True)
     lines, err = error_event(r)
     assert json.loads(lines[0])["choices"][0]["delta"]["content"] == "par"
+
+
+def read_all(s, rest=b""):
+    s.settimeout(20)
+    while not rest.endswith(b"0\r\n\r\n"):
+        piece = s.recv(65536)
+        if not piece:
+            break
+        rest += piece
+    s.close()
+    return rest
+
+
+def test_shutdown_ends_open_v1_streams_with_an_error_event(start_chatd, provider):
+    c = start_chatd({"DRAIN_SECONDS": "0.5", "WORKERS": "1"})
+    provider.then(Hang(first_tokens=["partial"]), Hang())
+    keep = connect(c.port)
+    a = connect(c.port)
+    a.sendall(request_bytes("POST", PATH, json.dumps({"messages": MSG, "stream": True})))
+    status, _, rest_a = read_head(a)
+    assert status == 200
+    b = connect(c.port)
+    b.sendall(request_bytes("POST", PATH, json.dumps({"messages": MSG, "stream": True})))
+    assert provider.wait_requests(2)
+    c.send_signal(signal.SIGTERM)
+    assert c.wait_log("shutdown_started") is not None
+    keep.sendall(request_bytes("POST", PATH, json.dumps({"messages": MSG, "stream": True})))
+    status, headers, rest = read_head(keep)
+    n = int(headers["content-length"])
+    while len(rest) < n:
+        rest += keep.recv(65536)
+    keep.close()
+    assert_openai_error(Resp(status, httpx.Headers(headers), rest[:n]), 503, code="shutting_down")
+    from sseclient import decode_chunked
+    body, complete = decode_chunked(read_all(a, rest_a))
+    assert complete
+    lines = data_lines(body)
+    assert "[DONE]" not in lines and json.loads(lines[0])["choices"][0]["delta"]["content"] == "partial"
+    assert json.loads(lines[-1])["error"]["code"] == "shutting_down"
+    status, headers, rest = read_head(b)  # no first byte yet: an HTTP error, not a 200
+    assert status == 503, (status, rest)
+    assert c.wait_exit(10) == 0
+    assert provider.wait_disconnects(2)
 
 
 # -- errors before the first byte: OpenAI's shape ------------------------------------------
