@@ -178,6 +178,27 @@ def test_usage_on_a_chunk_with_choices_is_not_stripped(chatd, provider):
     assert data_lines(r.raw) == [EV_ROLE, EV_A, fin_usage, "[DONE]"]
 
 
+AZURE_FILTER = ('{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,'
+                '"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}')
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_a_chunk_without_choices_and_without_usage_is_relayed(chatd, provider, include_usage):
+    """Azure OpenAI's first chunk has no choices and no usage (prompt_filter_results): it is
+    not the usage-only chunk, so it is relayed — after the headers, which it does not trigger."""
+    provider.then(Raw([provider_bytes([AZURE_FILTER, EV_ROLE, EV_A, EV_FIN, EV_USAGE])]))
+    r = post(chatd, stream=True, stream_options={"include_usage": include_usage})
+    assert r.status == 200
+    assert data_lines(r.raw) == [AZURE_FILTER, EV_ROLE, EV_A, EV_FIN] + ([EV_USAGE] if include_usage else []) + [
+        "[DONE]"]
+
+
+def test_finish_reason_without_done_still_ends_with_done(chatd, provider):
+    provider.then(Raw([provider_bytes([EV_ROLE, EV_A, EV_FIN], done=False)]))
+    r = post(chatd, stream=True)
+    assert data_lines(r.raw) == [EV_ROLE, EV_A, EV_FIN, "[DONE]"]
+
+
 def test_provider_comments_and_keep_alives_do_not_break_the_stream(chatd, provider):
     """OpenRouter sends `: OPENROUTER PROCESSING` comments; SSE `event:`/`id:` fields may appear."""
     body = (b": OPENROUTER PROCESSING\n\n" + b"data: " + EV_ROLE.encode() + b"\n\n" + b": keep-alive\n\n"
