@@ -999,3 +999,45 @@ def test_metrics_route_labels_for_v1(chatd, provider):
     assert count(after, "/v1/chat/completions", "200") - count(before, "/v1/chat/completions", "200") == 2
     assert count(after, "/v1/chat/completions", "400") - count(before, "/v1/chat/completions", "400") == 1
     assert count(after, "/v1/models", "200") - count(before, "/v1/models", "200") == 1
+
+
+# -- bodies that could smuggle a value past the checks -------------------------------------------
+
+def no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys reached the provider: {keys}"
+    return dict(pairs)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"model": "gpt-4o-mini", "model": "gpt-5-ultra", "messages": [{"role": "user", "content": "dup model"}]}',
+    b'{"model": "gpt-5-ultra", "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "dup model"}]}',
+    b'{"max_tokens": 10, "max_tokens": 999999, "messages": [{"role": "user", "content": "dup max"}]}',
+    b'{"n": 1, "n": 5, "messages": [{"role": "user", "content": "dup n"}]}',
+    b'{"messages": [{"role": "user", "content": "dup stream"}], "stream": false, "stream": true}',
+], ids=["model-allowed-first", "model-allowed-last", "max_tokens", "n", "stream"])
+def test_duplicate_keys_cannot_smuggle_a_value_past_the_checks(chatd, provider, body):
+    """Either chatd refuses the body, or the provider gets one value of each key: the checked one."""
+    provider.always(Status(200, completion()))
+    r = post(chatd, body)
+    if r.status == 400:
+        assert_openai_error(r, 400, code="validation_error")
+        assert provider.requests == []
+        return
+    assert r.status in (200, 404), r.raw
+    for q in provider.requests:
+        got = json.loads(q.body, object_pairs_hook=no_duplicates)
+        assert got["model"] == "gpt-4o-mini"
+        assert got.get("max_tokens", 10) <= 1024 and got.get("n", 1) == 1
+
+
+def test_null_optional_fields_mean_absent(chatd, provider):
+    provider.then(Status(200, completion()), Stream(tokens=["ok"]))
+    r = post(chatd, {"model": None, "messages": MSG, "max_tokens": None, "max_completion_tokens": None, "n": None,
+                     "stream": None})
+    assert r.status == 200
+    assert provider.requests[0].json["model"] == "gpt-4o-mini"
+    r = post(chatd, {"messages": MSG, "stream": True, "stream_options": None})
+    assert r.status == 200 and data_lines(r.raw)[-1] == "[DONE]"
+    assert provider.wait_requests(2)
+    assert provider.requests[1].json["stream_options"] == {"include_usage": True}
