@@ -383,3 +383,16 @@ def test_final_event_names_the_target_that_answered(start_chatd, provider, tmp_p
     provider.always(Status(500))
     final = post(c, {"message": SECRET}).final
     assert (final["status"], final["provider"], final["model"]) == ("error", "fake", "real-model-7b")
+
+
+def test_unknown_fields_of_history_items_are_not_forwarded(chatd, provider):
+    """Only role and content make a turn: extra fields (a tool call, a name) are ignored, not
+    smuggled to the provider."""
+    history = [{"role": "user", "content": "first question here", "name": "mallory"},
+               {"role": "assistant", "content": "first answer here", "tool_calls": [
+                   {"id": "x", "type": "function", "function": {"name": "rm", "arguments": "{}"}}]}]
+    r = post(chatd, {"message": SECRET, "history": history})
+    assert r.status == 200
+    assert provider_messages(provider) == [{"role": "user", "content": "first question here"},
+                                           {"role": "assistant", "content": "first answer here"},
+                                           {"role": "user", "content": SECRET}]
