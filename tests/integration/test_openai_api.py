@@ -1001,6 +1001,30 @@ def test_metrics_route_labels_for_v1(chatd, provider):
     assert count(after, "/v1/models", "200") - count(before, "/v1/models", "200") == 1
 
 
+def test_metrics_count_v1_streams_and_tokens_even_when_usage_is_not_relayed(chatd, provider):
+    """chatd always asks for usage: its token metrics (and tokens_per_minute) see it even when
+    the client did not ask and the usage chunk is not relayed; a non-streamed answer's usage too."""
+    def v(m, name, **labels):
+        return m.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    before = scrape(chatd)
+    provider.then(Stream(tokens=["a", "b"], usage=(7, 2)), Status(200, completion(usage=(5, 3))), Status(503))
+    rs = [post(chatd, stream=True), post(chatd), post(chatd, stream=True)]
+    assert [r.status for r in rs] == [200, 200, 502]
+    for r in rs:
+        assert chatd.wait_log("response_complete", correlation_id=r.headers["x-correlation-id"]) is not None
+    after = scrape(chatd)
+
+    def delta(name, **labels):
+        return v(after, name, **labels) - v(before, name, **labels)
+
+    assert delta("chatd_tokens_total", type="prompt") == 12
+    assert delta("chatd_tokens_total", type="completion") == 5
+    assert delta("chatd_streams_total", outcome="completed") == 2
+    assert delta("chatd_streams_total", outcome="error") == 1
+    assert delta("chatd_http_requests_total", route="/v1/chat/completions", status="502") == 1
+
+
 # -- bodies that could smuggle a value past the checks -------------------------------------------
 
 def no_duplicates(pairs):
