@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import { generateText, streamText } from 'ai';
+import { APICallError, generateText, streamText } from 'ai';
 
 const env = process.env;
 
@@ -38,4 +38,17 @@ test('generateText', async () => {
   assert.equal(result.text, env.EXPECT_TEXT);
   assert.equal(result.finishReason, 'stop');
   expectUsage(result.usage);
+});
+
+test('error', async () => {
+  let caught;
+  try {
+    await generateText({ model: chatd()(env.CHATD_MODEL), prompt: 'Say hello, AI SDK.', maxRetries: 0 });
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(APICallError.isInstance(caught), `expected an APICallError, got ${caught}`);
+  assert.equal(caught.statusCode, Number(env.EXPECT_STATUS));
+  assert.equal(JSON.parse(caught.responseBody).error.code, env.EXPECT_CODE);
+  assert.equal(caught.isRetryable, env.EXPECT_RETRYABLE === 'true');
 });

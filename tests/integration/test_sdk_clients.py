@@ -176,3 +176,18 @@ def test_ai_sdk_generate_text(node_modules, chatd, provider):
     provider.then(Status(200, completion(content=TEXT, usage=(9, 5))))
     run_node(node_modules, "ai_sdk.test.mjs", "generateText", chatd, EXPECT_TEXT=TEXT, EXPECT_PROMPT_TOKENS=9,
              EXPECT_COMPLETION_TOKENS=5)
+
+
+@pytest.mark.parametrize("case", ["404", "429", "502"])
+def test_ai_sdk_errors(node_modules, chatd, provider, case):
+    model, status, code, retryable = {
+        "404": ("gpt-5-ultra", 404, "model_not_found", "false"),
+        "429": ("gpt-4o-mini", 429, "upstream_rate_limited", "true"),
+        "502": ("gpt-4o-mini", 502, "upstream_error", "true"),
+    }[case]
+    if case == "429":
+        provider.always(Status(429, {"error": {"message": "Rate limit reached"}}, headers={"Retry-After": "20"}))
+    elif case == "502":
+        provider.always(Status(500))
+    run_node(node_modules, "ai_sdk.test.mjs", "error", chatd, CHATD_MODEL=model, EXPECT_STATUS=status,
+             EXPECT_CODE=code, EXPECT_RETRYABLE=retryable)
