@@ -396,3 +396,16 @@ def test_unknown_fields_of_history_items_are_not_forwarded(chatd, provider):
     assert provider_messages(provider) == [{"role": "user", "content": "first question here"},
                                            {"role": "assistant", "content": "first answer here"},
                                            {"role": "user", "content": SECRET}]
+
+
+@pytest.mark.parametrize("escape", ["\\u00e9", "\\ud83d\\ude42"], ids=["escaped-two-byte", "escaped-surrogate-pair"])
+@pytest.mark.parametrize("n,ok", [(32000, True), (32001, False)])
+def test_history_content_counts_escaped_characters_as_code_points(chatd, provider, escape, n, ok):
+    """JSON escapes are one code point each (a surrogate pair is one), whatever their byte length."""
+    body = ('{"message": "%s", "history": [{"role": "user", "content": "%s"}]}' % (SECRET, escape * n)).encode()
+    r = post(chatd, body)
+    if ok:
+        assert r.status == 200, r.raw[:300]
+        assert len(provider_messages(provider)[0]["content"]) == n
+    else:
+        assert_400_naming(r, "history", provider)
