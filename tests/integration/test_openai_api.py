@@ -392,6 +392,32 @@ def test_model_is_replaced_by_the_routed_provider_model(start_chatd, provider, t
     assert [(d["id"], d["owned_by"]) for d in m["data"]] == [("alias-model", "fake")]
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_only_the_top_level_model_is_replaced(start_chatd, provider, tmp_path, stream):
+    """A `model` key nested in messages, tools or vendor fields is content, not the model."""
+    cfg = tmp_path / "chatd.json"
+    cfg.write_text(json.dumps({
+        "providers": [{"name": "fake", "base_url": provider.base_url, "api_key_env": "OPENAI_API_KEY"}],
+        "models": [{"name": "alias-model", "targets": [{"provider": "fake", "model": "real-model-7b"}]}],
+        "default_model": "alias-model"}))
+    c = start_chatd({"CHATD_CONFIG": str(cfg), "OPENAI_BASE_URL": None})
+    nested = {"messages": [{"role": "user", "content": '{"model": "alias-model"} is what I typed'}],
+              "tools": [{"type": "function", "function": {"name": "pick", "parameters": {
+                  "type": "object", "properties": {"model": {"type": "string", "enum": ["alias-model"]}}}}}],
+              "metadata": {"model": "alias-model"}, "x_vendor": {"model": "alias-model"}, "stream": stream}
+    for body in ({**nested, "model": "alias-model"}, nested):  # model last, then absent
+        provider.then(Stream(tokens=["ok"]) if stream else Status(200, completion()))
+        raw = json.dumps(body).encode()
+        r = post(c, raw)
+        assert r.status == 200, r.raw
+    for q in provider.requests:
+        got = q.json
+        assert got["model"] == "real-model-7b"
+        assert got["messages"] == nested["messages"] and got["tools"] == nested["tools"]
+        assert got["metadata"] == {"model": "alias-model"} and got["x_vendor"] == {"model": "alias-model"}
+    assert len(provider.requests) == 2
+
+
 # -- non-streamed -------------------------------------------------------------------------
 
 COMPLETION_BYTES = ('{"id":"chatcmpl-9z",  "object":"chat.completion","created":1700000001,'
