@@ -748,6 +748,37 @@ def test_body_of_exactly_max_request_bytes_is_accepted(chatd, provider):
     assert provider.wait_requests(1) and len(provider.requests[0].json["pad"]) > 1000000
 
 
+def raw_response(port, data):
+    s = connect(port)
+    s.sendall(data)
+    status, headers, rest = read_head(s)
+    n = int(headers.get("content-length", "0"))
+    s.settimeout(10)
+    while len(rest) < n:
+        piece = s.recv(65536)
+        if not piece:
+            break
+        rest += piece
+    s.close()
+    return Resp(status, httpx.Headers(headers), rest[:n])
+
+
+def test_413_from_content_length_alone_is_openai_shaped(chatd, provider):
+    r = raw_response(chatd.port, f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 5000000\r\n\r\n".encode())
+    assert_openai_error(r, 413, code="payload_too_large")
+    assert provider.requests == []
+
+
+def test_request_id_on_protocol_level_errors(chatd):
+    junk = b"".join(b"X-Junk-%d: %s\r\n" % (i, b"v" * 1000) for i in range(20))
+    for data in (b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + junk + b"\r\n",
+                 b"GET /v1/models?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"):
+        r = raw_response(chatd.port, data)
+        assert r.status in (414, 431)
+        check_ids(r)
+
+
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_wrong_content_type_is_415(chatd, provider, ctype):
     s = connect(chatd.port)
