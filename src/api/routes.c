@@ -29,6 +29,7 @@ static const struct route routes[] = {
     { "/v1/chat/completions", ROUTE_V1_CHAT, "POST, OPTIONS" },
     { "/v1/models", ROUTE_V1_MODELS, "GET, HEAD, OPTIONS" },
     { "/ready", ROUTE_READY, "GET, HEAD" },
+    { "*", ROUTE_OTHER, "GET, HEAD, POST, OPTIONS" }, /* OPTIONS *: the server as a whole */
 };
 
 /* Routes that start a stream: POST with a JSON body. */
@@ -62,6 +63,7 @@ static bool method_allowed(const struct route *r, int method)
     case ROUTE_V1_CHAT: return method == HTTP_POST || method == HTTP_OPTIONS;
     case ROUTE_V1_MODELS:
         return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS;
+    case ROUTE_OTHER: return method == HTTP_OPTIONS;
     default: return method == HTTP_GET || method == HTTP_HEAD;
     }
 }
