@@ -16,6 +16,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config \
       libevent-dev libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libhiredis-dev \
+      libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -43,7 +44,8 @@ RUN printf '%s\n' \
       > /etc/dpkg/dpkg.cfg.d/docker-slim \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libevent-2.1-7 libcurl4 libjansson4 libhttp-parser2.9 libhiredis0.14 ca-certificates \
+      libevent-2.1-7 libcurl4 libjansson4 libhttp-parser2.9 libhiredis0.14 libssl3 \
+      ca-certificates \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && useradd --no-log-init --uid 10001 --user-group --home-dir /app --no-create-home \
