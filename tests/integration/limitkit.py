@@ -228,6 +228,7 @@ def nginx_conf(tmp_path, listen, upstreams):
     assert "listen 8080;" in text
     text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
     text = text.replace("access_log /dev/stdout upstream;", f"access_log {tmp_path}/access.log upstream;")
+    text = text.replace("error_log /dev/stderr warn;", f"error_log {tmp_path}/error.log warn;")
     temps = "".join(f"    {d}_temp_path {tmp_path}/{d};\n" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     text = text.replace("http {\n", "http {\n" + temps, 1)
     path = tmp_path / "nginx.conf"
