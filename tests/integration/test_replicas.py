@@ -325,40 +325,12 @@ def test_sigterm_one_replica_mid_stream(fronted, provider):
     gates = [gated(provider) for _ in range(6)]
     with ThreadPoolExecutor(6) as ex:
         held = [ex.submit(stream_through, ng.url, f"Held stream {i} across a drain.") for i in range(6)]
-        assert provider.wait_requests(12 + 6, timeout=10)
-        ready = socket.create_connection(("127.0.0.1", a.port), timeout=10)  # a probe's
-        assert httpx.get(a.url + "/ready", timeout=10).status_code == 200
-        a.send_signal(signal.SIGTERM)
-        assert a.wait_log("shutdown_started") is not None
-        # On a connection still open, a's /ready says it is draining.
-        ready.sendall(request_bytes("GET", "/ready"))
-        data = b""
-        while b'"draining"' not in data:
-            piece = ready.recv(65536)
-            assert piece, data
-            data += piece
-        assert b"HTTP/1.1 503" in data, data
-        ready.close()
-        # New requests through nginx go to b, and are all answered.
-        def chats_on_a():
-            return len([r for r in a.logs("request_received") if r["path"] == "/chat"])
-
-        before_a = chats_on_a()
-
-        def new(i):
-            return stream_through(ng.url, f"New request {i} during the drain.")
-
-        with ThreadPoolExecutor(10) as ex2:  # overlapping, as real traffic does
-            fresh = list(ex2.map(new, range(20)))
-        lost = [raw[:200] for status, _, raw in fresh if status != 200]
-        assert lost == [], f"{len(lost)} of 20 new requests were not served: {lost[:2]}"
-        for status, cid, raw in fresh:
-            assert parse_events(raw)[-1]["status"] == "completed"
-            assert served_by([a, b], cid) == [1]
-        assert chats_on_a() == before_a
-        # a's streams finish: release every held stream.
-        for g in gates:
-            provider.set_event(g)
+        try:
+            assert provider.wait_requests(12 + 6, timeout=10)
+            fresh, before_a = drain_a_while_held(ng, a, b)
+        finally:  # a's streams finish: release every held stream
+            for g in gates:
+                provider.set_event(g)
         held_on = []
         for f in held:
             status, cid, raw = f.result(timeout=30)
@@ -370,6 +342,38 @@ def test_sigterm_one_replica_mid_stream(fronted, provider):
     assert a.wait_exit(30) == 0
     assert a.wait_log("server_stopped") is not None
     assert sorted(set(held_on)) == [0, 1], held_on  # a had streams of its own to finish
+    # New requests during the drain went to b, and were all answered.
+    lost = [raw[:200] for status, _, raw in fresh if status != 200]
+    assert lost == [], f"{len(lost)} of 20 new requests were not served: {lost[:2]}"
+    for status, cid, raw in fresh:
+        assert parse_events(raw)[-1]["status"] == "completed"
+        assert served_by([a, b], cid) == [1]
+    assert chats_on(a) == before_a
+
+
+def chats_on(c):
+    return len([r for r in c.logs("request_received") if r["path"] == "/chat"])
+
+
+def drain_a_while_held(ng, a, b):
+    """SIGTERM to a while streams are held; its /ready on an open connection; then 20
+    new requests through nginx. Returns their answers and a's /chat count before them."""
+    ready = socket.create_connection(("127.0.0.1", a.port), timeout=10)  # a probe's
+    assert httpx.get(a.url + "/ready", timeout=10).status_code == 200
+    a.send_signal(signal.SIGTERM)
+    assert a.wait_log("shutdown_started") is not None
+    ready.sendall(request_bytes("GET", "/ready"))
+    data = b""
+    while b'"draining"' not in data:
+        piece = ready.recv(65536)
+        assert piece, data
+        data += piece
+    assert b"HTTP/1.1 503" in data, data
+    ready.close()
+    before_a = chats_on(a)
+    with ThreadPoolExecutor(10) as ex:  # overlapping, as real traffic does
+        fresh = list(ex.map(lambda i: stream_through(ng.url, f"New request {i} during the drain."), range(20)))
+    return fresh, before_a
 
 
 def test_draining_replica_never_leaves_a_kept_alive_connection_unanswered(start_chatd, provider):
