@@ -131,7 +131,7 @@ def test_request_limit_holds_in_total(replicas, provider):
     assert sum(refused_by) == 6  # alone, each replica would have admitted all its 6
 
 
-def test_concurrency_limit_holds_across_replicas(replicas, provider):
+def test_concurrency_limit_holds_across_replicas(replicas, provider, redis):
     a, b = replicas(2)
     g1, g2 = gated(provider), gated(provider)
     s1 = open_stream(a.port, K_CONC)
@@ -141,6 +141,7 @@ def test_concurrency_limit_holds_across_replicas(replicas, provider):
         assert c.wait_log("limit_refused", key="conc-app")["reason"] == "concurrency"
     provider.set_event(g1)  # the stream on a ends: its slot is free on b too
     assert b"last" in read_to_end(s1)
+    assert wait_until(lambda: len(leases(redis)) == 1)  # a gives its lease back after the end
     assert completed(ask(b.url, K_CONC, "/chat"))
     g3 = gated(provider)
     s3 = open_stream(b.port, K_CONC)
@@ -209,7 +210,7 @@ def test_redis_stopped_fail_open_then_back(replicas, provider, redis, workers):
     redis.pause()
     try:
         # Fail-open: served, without limit headers, never held longer than the deadline.
-        for _ in range(8):  # more than the key's 5 left: no limit applies
+        for _ in range(16):  # more than the key's 5 left: no limit applies; both workers see it
             r, took = timed(ask, c.url, K_RPM, "/chat")
             assert completed(r), r
             assert "x-ratelimit-limit-requests" not in r.headers
@@ -218,6 +219,7 @@ def test_redis_stopped_fail_open_then_back(replicas, provider, redis, workers):
     finally:
         redis.resume()
     assert c.wait_log("redis_recovered", timeout=15) is not None
+    wait_redis_ready(c)  # every worker
     # The limits apply again: the bucket fills up and refuses.
     answers = []
     for _ in range(8):
