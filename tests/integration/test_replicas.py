@@ -83,11 +83,25 @@ def gated(provider):
 
 
 def open_stream(port, key, message="Keep this stream open."):
-    s = socket.create_connection(("127.0.0.1", port), timeout=15)
-    s.sendall(request_bytes("POST", "/chat", json.dumps({"message": message}), headers=bearer(key)))
-    status, headers, rest = read_head(s)
+    """A held stream; a 503 (fail-closed, Redis slower than the deadline) is asked again."""
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s.sendall(request_bytes("POST", "/chat", json.dumps({"message": message}), headers=bearer(key)))
+        status, headers, rest = read_head(s)
+        if status != 503:
+            break
+        s.close()
     assert status == 200, (status, headers, rest)
     return s
+
+
+def decided(c, key):
+    """ask() until Redis decided (fail-closed replicas: a 503 decided nothing)."""
+    for _ in range(5):
+        r = ask(c.url, key, "/chat")
+        if r.status != 503:
+            break
+    return r
 
 
 def read_to_end(s):
@@ -109,43 +123,53 @@ def test_request_limit_holds_in_total(replicas, provider):
     targets = [a, b] * 6
 
     def one(c):
-        for _ in range(5):  # a 503 (Redis slower than the deadline) admits nothing: ask again
+        late = 0  # 503s: Redis slower than the 50 ms deadline (the admit may still count)
+        for _ in range(5):
             r = ask(c.url, K_RPM, "/chat")
             if r.status != 503:
-                return r
-        return r
+                return r, late
+            check_refused(r, "/chat", code="limits_unavailable", status=503)
+            late += 1
+        return r, late
 
     with ThreadPoolExecutor(12) as ex:
-        answers = list(ex.map(one, targets))
+        results = list(ex.map(one, targets))
+    answers = [r for r, _ in results]
+    late = sum(n for _, n in results)
     ok = [r for r in answers if r.status == 200]
     refused = [r for r in answers if r.status == 429]
-    assert len(ok) == 6 and len(refused) == 6, [r.status for r in answers]
+    assert len(ok) + len(refused) == 12, [r.status for r in answers]
+    # Never more than the limit in total; exactly it unless a late admit took a token.
+    assert 6 - late <= len(ok) <= 6, ([r.status for r in answers], late)
     assert all(completed(r) for r in ok)
     # One bucket for both: each admitted request saw a different level of it.
-    assert sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in ok) == list(range(6))
+    levels = sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in ok)
+    assert len(set(levels)) == len(levels) and all(0 <= v < 6 for v in levels), levels
+    if late == 0:
+        assert levels == list(range(6))
     for r in refused:
         check_refused(r, "/chat")
         assert 1 <= int(r.headers["retry-after"]) <= 10
-    # Both replicas refused some (each got 6 of the 12).
-    refused_by = [len([l for l in c.logs("limit_refused") if l["key"] == "rpm-app"]) for c in (a, b)]
-    assert sum(refused_by) == 6  # alone, each replica would have admitted all its 6
+    # Each replica got 6 of the 12; alone, each would have admitted all of its 6.
+    refused_by = [len([l for l in c.logs("limit_refused") if l.get("reason") == "requests"]) for c in (a, b)]
+    assert sum(refused_by) == len(refused)
 
 
 def test_concurrency_limit_holds_across_replicas(replicas, provider, redis):
-    a, b = replicas(2)
+    a, b = replicas(2, RATE_LIMIT_FAIL_OPEN="false")  # a late answer never admits
     g1, g2 = gated(provider), gated(provider)
     s1 = open_stream(a.port, K_CONC)
     s2 = open_stream(b.port, K_CONC)
     for c in (a, b):
-        check_refused(ask(c.url, K_CONC, "/chat"), "/chat")
+        check_refused(decided(c, K_CONC), "/chat")
         assert c.wait_log("limit_refused", key="conc-app")["reason"] == "concurrency"
     provider.set_event(g1)  # the stream on a ends: its slot is free on b too
     assert b"last" in read_to_end(s1)
     assert wait_until(lambda: len(leases(redis)) == 1)  # a gives its lease back after the end
-    assert completed(ask(b.url, K_CONC, "/chat"))
+    assert completed(decided(b, K_CONC))
     g3 = gated(provider)
     s3 = open_stream(b.port, K_CONC)
-    check_refused(ask(a.url, K_CONC, "/chat"), "/chat")
+    check_refused(decided(a, K_CONC), "/chat")
     for g, s in ((g2, s2), (g3, s3)):
         provider.set_event(g)
         assert b"last" in read_to_end(s)
@@ -161,7 +185,7 @@ def leases(redis):
 
 
 def test_killed_replica_frees_its_slots_within_the_lease(replicas, provider, redis):
-    a, b = replicas(2)
+    a, b = replicas(2, RATE_LIMIT_FAIL_OPEN="false")
     provider.then(Hang(first_tokens=["first"]), Hang(first_tokens=["first"]))
     held = [open_stream(a.port, K_CONC) for _ in range(2)]
     dead = leases(redis)
@@ -173,7 +197,7 @@ def test_killed_replica_frees_its_slots_within_the_lease(replicas, provider, red
     for s in held:
         s.close()
     # The dead replica's slots are still held until their leases expire ...
-    check_refused(ask(b.url, K_CONC, "/chat"), "/chat")
+    check_refused(decided(b, K_CONC), "/chat")
     left = leases(redis)
     assert set(left) == set(dead) and all(0 < t <= 60 for t in left.values()), left
     # ... which Redis's clock decides. Rather than wait up to 60 s, move that clock's
@@ -183,7 +207,7 @@ def test_killed_replica_frees_its_slots_within_the_lease(replicas, provider, red
         redis.cli("ZADD", "chatd:{conc-app}:streams", "XX", str(int(sec) * 1000000 + int(usec) - 1), lease)
     gates = [gated(provider), gated(provider)]
     socks = [open_stream(b.port, K_CONC) for _ in gates]
-    check_refused(ask(b.url, K_CONC, "/chat"), "/chat")
+    check_refused(decided(b, K_CONC), "/chat")
     assert set(leases(redis)).isdisjoint(dead)  # b's own leases, the dead ones dropped
     for g, s in zip(gates, socks):
         provider.set_event(g)
