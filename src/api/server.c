@@ -281,6 +281,10 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     event_base_dispatch(w->base);
+    /* This worker is done: close its idle keep-alive connections now, not when the last
+     * worker is done, so that a proxy does not send a request on one nobody reads. */
+    http_server_free(w->http);
+    w->http = NULL;
     return NULL;
 }
 

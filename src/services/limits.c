@@ -130,8 +130,12 @@ void limits_unreachable_verdict(const struct limits *l, struct limits_verdict *v
 
 void limits_count_refused(const struct limits *l, const struct limits_verdict *v)
 {
-    if (v->status == LIMITS_REFUSED && l->hooks.refused != NULL)
+    if (l->hooks.refused == NULL)
+        return;
+    if (v->status == LIMITS_REFUSED)
         l->hooks.refused(l->hooks.arg, v->reason);
+    else if (v->status == LIMITS_UNAVAILABLE)
+        l->hooks.refused(l->hooks.arg, "unavailable");
 }
 
 static void refuse(struct limits_verdict *v, const char *reason, int64_t wait_us)

@@ -539,6 +539,7 @@ int limits_redis_admit(struct limits_redis *r, struct limits_entry *e,
     (void)ticket;
     if (r->state != RS_READY) {
         limits_unreachable_verdict(r->l, v);
+        limits_count_refused(r->l, v);
         return 1;
     }
     struct limits_pending *p = calloc(1, sizeof *p);
