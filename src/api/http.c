@@ -518,7 +518,15 @@ size_t http_server_busy_count(const struct http_server *s)
 
 void http_server_drain(struct http_server *s)
 {
-    /* Idle keep-alive connections stay until the loop ends, so that a request
-     * already on its way gets a 503 rather than a reset. */
+    /* A keep-alive connection waiting between requests is closed now: a client or a
+     * proxy (nginx's upstream pool) sees it close and sends its next request elsewhere,
+     * where a 503 would have been its answer. One that has not carried a request yet
+     * stays, so that a request already on its way gets a 503 rather than a reset. */
     s->draining = true;
+    struct http_conn *next;
+    for (struct http_conn *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CS_IDLE && c->written > 0 && evbuffer_get_length(c->in) == 0)
+            conn_free(c);
+    }
 }

@@ -111,7 +111,8 @@ size_t http_server_conn_count(const struct http_server *s);
 /* Connections with an answer still being written (or awaited). */
 size_t http_server_busy_count(const struct http_server *s);
 
-/* Draining: every response from now on closes its connection. */
+/* Draining: every response from now on closes its connection; idle keep-alive
+ * connections that were answered before are closed now. */
 void http_server_drain(struct http_server *s);
 
 /* Sends a whole response with Content-Length. Headers must not include framing

@@ -15,7 +15,18 @@
 struct limits_shared {
     pthread_mutex_t lock; /* taken only to add a name */
     _Atomic(struct limits_entry *) chains[N_CHAINS];
+    _Atomic int redis_down; /* workers whose Redis connection is in an outage */
 };
+
+bool limits_outage_enter(struct limits_shared *s)
+{
+    return atomic_fetch_add(&s->redis_down, 1) == 0;
+}
+
+bool limits_outage_leave(struct limits_shared *s)
+{
+    return atomic_fetch_sub(&s->redis_down, 1) == 1;
+}
 
 static uint64_t name_hash(const char *s)
 {

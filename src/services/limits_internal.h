@@ -40,6 +40,13 @@ struct limits {
     struct limits_redis *redis; /* NULL: in-process */
 };
 
+/* One worker's Redis connection entered an outage: true for the first of the
+ * process's workers (the outage is logged and counted once per process). */
+bool limits_outage_enter(struct limits_shared *s);
+
+/* One worker's connection is back: true for the last one (the outage is over). */
+bool limits_outage_leave(struct limits_shared *s);
+
 /* The registry entry for name, made on first use. NULL when out of memory. */
 struct limits_entry *limits_entry_get(struct limits_shared *s, const char *name);
 

@@ -116,6 +116,8 @@ static void outage_begin(struct limits_redis *r, const char *why)
     if (r->outage || r->freeing)
         return;
     r->outage = true;
+    if (!limits_outage_enter(r->l->shared))
+        return; /* another worker already told of this outage */
     char msg[1024];
     snprintf(msg, sizeof msg,
              "Redis at %s cannot be reached (%s). Client-key limits cannot be checked across "
@@ -225,7 +227,8 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
     evtimer_del(r->handshake_ev);
     if (r->outage) {
         r->outage = false;
-        log_event(LOG_INFO, "redis_recovered", NULL, LOG_STR("address", r->where));
+        if (limits_outage_leave(r->l->shared))
+            log_event(LOG_INFO, "redis_recovered", NULL, LOG_STR("address", r->where));
     }
 }
 

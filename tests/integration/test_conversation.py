@@ -303,10 +303,14 @@ def read_response(sock):
 
 def test_ready_is_503_draining_after_sigterm(start_chatd, provider):
     c = start_chatd({"DRAIN_SECONDS": "20", "WORKERS": "1"})
-    keep = connect(c.port)
-    keep.sendall(request_bytes("GET", "/ready"))
-    status, _, body = read_response(keep)
+    first = connect(c.port)
+    first.sendall(request_bytes("GET", "/ready"))
+    status, _, body = read_response(first)
     assert status == 200 and json.loads(body) == {"status": "ready"}
+    # An open connection that has not carried a request yet stays open through the
+    # drain (one that has is closed when the drain starts, so that a proxy sends its
+    # next request to another replica).
+    keep = connect(c.port)
     gate = provider.event()  # a stream that holds the drain open
     provider.then(Stream(tokens=["a", "b"], gate=lambda i: gate.wait() if i == 1 else None))
     SENT_MESSAGES.append("hold the drain for ready")
@@ -322,6 +326,7 @@ def test_ready_is_503_draining_after_sigterm(start_chatd, provider):
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body) == {"status": "draining"}
     keep.close()
+    assert first.recv(1) == b""  # the used idle one was closed at the drain
     provider.set_event(gate)
     s.settimeout(20)
     data = rest
