@@ -191,8 +191,8 @@ def run_once(provider, n: int, path: str = "/chat", config: str = None):
         env.update({"CHATD_CONFIG": config, "UPSTREAM_RETRIES": "0"})
         headers["Authorization"] = f"Bearer {CLIENT_KEY}"
     c = Chatd(env, binary=BINARY, expect_exit=0)
-    c.start()
     try:
+        c.start()
         with connect(c.port) as s:
             s.sendall(request_bytes("POST", path, BODIES[path], headers=headers))
             data = read_answer(s)
