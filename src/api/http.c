@@ -190,8 +190,10 @@ static int read_some(struct evbuffer *in, int fd)
 {
     struct evbuffer_iovec v[2];
     int nv = evbuffer_reserve_space(in, READ_CHUNK, v, 2);
-    if (nv <= 0)
+    if (nv <= 0) {
+        errno = ENOMEM; /* not a stale EAGAIN: out of memory, the connection closes */
         return -1;
+    }
     ssize_t n = readv(fd, (const struct iovec *)v, nv);
     if (n <= 0) {
         int err = errno;

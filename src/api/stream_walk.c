@@ -212,7 +212,8 @@ static void begin_walk(struct chat_stream *s)
     stream_start_attempt(s);
 }
 
-/* Refuses the request before any stream: a JSON error (OpenAI's shape on /v1). */
+/* Refuses the request before any stream: a JSON error (OpenAI's shape on /v1), with
+ * Retry-After unless retry_after is NULL. */
 static void refuse(struct chat_stream *s, enum error_code code, const char *retry_after)
 {
     char detail[1024], body[4096];
@@ -226,7 +227,8 @@ static void refuse(struct chat_stream *s, enum error_code code, const char *retr
     size_t n = 0;
     h[n++] = (struct http_header){ "Content-Type", "application/json" };
     h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    h[n++] = (struct http_header){ "Retry-After", retry_after };
+    if (retry_after != NULL)
+        h[n++] = (struct http_header){ "Retry-After", retry_after };
     n = stream_headers(s, h, n);
     http_respond(s->conn, status, h, n, body, len);
     stream_finish(s, OUTCOME_ERROR, status);
@@ -281,7 +283,7 @@ void walk_admit(struct chat_stream *s)
     if (rc == 1)
         admitted(s, &v);
     else if (rc < 0)
-        stream_finish_error(s, ERR_INTERNAL, NULL, NULL);
+        refuse(s, ERR_INTERNAL, NULL); /* before any provider: a JSON 500, as a refusal is */
 }
 
 bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,

@@ -14,6 +14,7 @@ whose bytes hold only whole chunks and whole events.
 FAILALLOC_SWEEP_MAX caps the number of N (default: all of them).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -154,18 +155,46 @@ def judge(data: bytes, path: str = "/chat") -> str:
     return f"closed after {len(events)} whole events"
 
 
-def run_once(provider, n: int, path: str = "/chat"):
-    """One chatd with FAILALLOC_N=n, one full stream on path; returns (counted, failed, verdict)."""
-    c = Chatd(
-        {"OPENAI_BASE_URL": provider.base_url, "WORKERS": "1", "TIMEOUT_SECONDS": "2",
-         "CLIENT_TIMEOUT_SECONDS": "3", "DRAIN_SECONDS": "1", "FAILALLOC_N": str(n)},
-        binary=BINARY,
-        expect_exit=0,
-    )
-    c.start()
+CLIENT_KEY = "ck-failalloc-0123456789abcdef"
+
+
+def routed_config(tmp_dir: str, provider) -> str:
+    """A CHATD_CONFIG whose model falls back from a refused connect to the fake
+    provider, and a client key with every limit (kept in this process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # closed again: nothing listens there
+    conf = {
+        "providers": [{"name": "dead", "base_url": f"http://127.0.0.1:{dead}/v1"},
+                      {"name": "fake", "base_url": provider.base_url}],
+        "models": [{"name": "gpt-4o-mini", "targets": [{"provider": "dead", "model": "gpt-4o-mini"},
+                                                       {"provider": "fake", "model": "gpt-4o-mini"}]}],
+        "default_model": "gpt-4o-mini",
+        "keys": [{"name": "sweep", "sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest(),
+                  "requests_per_minute": 1000, "tokens_per_minute": 1000000, "max_concurrent_streams": 10}],
+    }
+    path = os.path.join(tmp_dir, "chatd.json")
+    with open(path, "w") as f:
+        json.dump(conf, f)
+    return path
+
+
+def run_once(provider, n: int, path: str = "/chat", config: str = None):
+    """One chatd with FAILALLOC_N=n, one full stream on path; returns (counted, failed, verdict).
+    With config: that CHATD_CONFIG (routed), and the request carries its client key."""
+    env = {"WORKERS": "1", "TIMEOUT_SECONDS": "2", "CLIENT_TIMEOUT_SECONDS": "3", "DRAIN_SECONDS": "1",
+           "FAILALLOC_N": str(n)}
+    headers = {}
+    if config is None:
+        env["OPENAI_BASE_URL"] = provider.base_url
+    else:
+        env.update({"CHATD_CONFIG": config, "UPSTREAM_RETRIES": "0"})
+        headers["Authorization"] = f"Bearer {CLIENT_KEY}"
+    c = Chatd(env, binary=BINARY, expect_exit=0)
     try:
+        c.start()
         with connect(c.port) as s:
-            s.sendall(request_bytes("POST", path, BODIES[path]))
+            s.sendall(request_bytes("POST", path, BODIES[path], headers=headers))
             data = read_answer(s)
         verdict = judge(data, path)
     finally:
@@ -176,13 +205,15 @@ def run_once(provider, n: int, path: str = "/chat"):
     return int(reports[0].group(1)), int(reports[0].group(2)), verdict
 
 
-@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
-def test_failing_allocator_sweep(path):
+@pytest.mark.parametrize("path,routed", [("/chat", False), ("/v1/chat/completions", False), ("/chat", True)],
+                         ids=["chat", "v1", "chat-fallback-and-limited-key"])
+def test_failing_allocator_sweep(path, routed, tmp_path):
     assert os.path.exists(BINARY), f"{BINARY} is missing: run make failalloc (make failalloc-sweep builds it and runs this)"
     provider = FakeProvider().start()
     provider.always(Stream(tokens=["Hello", " there", ",", " allocator"]))
+    config = routed_config(str(tmp_path), provider) if routed else None
     try:
-        total, failed, verdict = run_once(provider, 0, path)
+        total, failed, verdict = run_once(provider, 0, path, config)
         assert failed == 0 and verdict == "stream completed", verdict
         assert total > 0, "no allocation was counted: the wrapper is not linked in"
         last = total + 5  # the count moves a little with how reads split
@@ -195,7 +226,7 @@ def test_failing_allocator_sweep(path):
 
         def one(n):
             try:
-                return n, run_once(provider, n, path), None
+                return n, run_once(provider, n, path, config), None
             except Exception as e:  # noqa: BLE001 — collected and reported below
                 return n, None, e
 
@@ -208,7 +239,7 @@ def test_failing_allocator_sweep(path):
                 injected += failed_n == n
                 verdicts[v] = verdicts.get(v, 0) + 1
         summary = f"N_total={total}, ran N=1..{ns[-1]} ({len(ns)} runs), failure injected in {injected}; {verdicts}"
-        print(f"failalloc sweep of {path}:", summary)
+        print(f"failalloc sweep of {path}{' (routed)' if routed else ''}:", summary)
         assert not problems, f"{len(problems)} of {len(ns)} runs failed ({summary}):\n" + "\n\n".join(problems)
         assert injected >= min(total, len(ns)) // 2, summary
     finally:
