@@ -704,3 +704,16 @@ def test_failure_detail_names_the_configured_provider(start_chatd, tmp_path, fak
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ALLOWED_MODELS"):
         assert name not in detail, detail
     assert "acme" in detail, detail
+
+
+def test_a_model_with_many_targets_walks_them_all(start_chatd, tmp_path, fakes):
+    """The contract sets no limit on a model's targets: the ninth is tried like the first."""
+    (b,) = fakes(1)
+    providers = {f"dead{i}": dead_url() for i in range(1, 9)}
+    providers["b"] = b.base_url
+    c = start_routed(start_chatd, tmp_path, providers, {"m": list(providers)}, UPSTREAM_RETRIES=0)
+    r, cid, _ = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "b" and len(b.requests) == 1
+    assert [x[:3] for x in attempts(c, cid)] == [(f"dead{i}", i, "retryable") for i in range(1, 9)] + [
+        ("b", 9, "ok")]
