@@ -129,6 +129,7 @@ static void free_stream(struct chat_stream *s)
     buf_free(&s->body);
     buf_free(&s->held);
     free(s->pending_what);
+    free(s->brs);
     free(s);
 }
 

@@ -41,8 +41,6 @@ struct model_conf;
 struct key_conf;
 struct provider_conf;
 
-#define STREAM_MAX_TARGETS 8 /* targets of one model that a request walks */
-
 struct stream_encoder {
     enum metric_route route;
     bool sse; /* the answer is an event stream (else one JSON body: /v1 without stream) */
@@ -93,7 +91,7 @@ struct chat_stream {
     bool key_counted; /* counted in chatd_key_active_streams */
     /* the attempt */
     struct router router;
-    struct breaker *brs[STREAM_MAX_TARGETS];
+    struct breaker **brs;           /* one per target of the model (owned) */
     const struct provider_conf *pc; /* the current target's provider */
     const char *provider_name;
     const char *target_model;
