@@ -187,3 +187,31 @@ def test_burst_while_the_first_target_refuses(start_chatd, tmp_path, fakes):
     assert attempts_metric(m, "b", "ok") == 24
     assert breaker(m, "dead") == 1
     assert retries_metric(m, "dead") + fallbacks_metric(m, "dead") == dead
+
+
+def test_half_open_admits_exactly_one_probe_among_concurrent_requests(start_chatd, tmp_path, fakes):
+    a, b = fakes(2)
+    a.then(Status(500))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     UPSTREAM_RETRIES=0, BREAKER_FAILURES=1, BREAKER_COOLDOWN_SECONDS=2)
+    r, cid, _ = chat_timed(c)
+    assert r.final["provider"] == "b" and breaker(scrape(c), "a") == 1
+    assert wait_breaker(c, "a", 2, timeout=8)
+    gate = a.event()
+    a.always(Stream(tokens=["probe"], gate=lambda i: gate.wait()))
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(post_chat(c, message=f"route this racer {i}")))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        assert a.wait_requests(2, timeout=10)  # one is a's probe, held ...
+        assert b.wait_requests(1 + 5, timeout=10)  # ... five went to b at once ...
+        assert len(a.requests) == 2  # ... and no other reached a
+    finally:
+        a.set_event(gate)
+        for t in threads:
+            t.join(15)
+    assert len(results) == 6
+    assert sorted(r.final["provider"] for r in results) == ["a"] + ["b"] * 5
+    assert breaker(scrape(c), "a") == 0
