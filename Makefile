@@ -147,7 +147,7 @@ integration-asan: asan all $(LIMITS_DRIVER)
 # The suites where threads meet (streams, errors, limits, drain, bursts, /v1, routing
 # and reloads, metrics), on 4 workers.
 TSAN_SUITES := $(addprefix tests/integration/test_,streaming.py errors.py hardening.py burst.py \
-               openai_api.py config_file.py observability.py)
+               openai_api.py config_file.py observability.py routing_breaker.py routing_reload.py)
 integration-tsan: tsan all $(LIMITS_DRIVER)
 	CHATD_BIN=build/tsan/chatd CHATD_WORKERS=4 $(PYTEST) -q $(TSAN_SUITES) -k "not valgrind"
 
