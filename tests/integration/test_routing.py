@@ -490,7 +490,7 @@ def test_misconfigured_target_is_left_at_once(start_chatd, tmp_path, fakes, stat
     assert (r.final["provider"], r.final["model"]) == ("b", "m@b")
     assert len(a.requests) == 1 and len(b.requests) == 1
     assert b.requests[0].at - a.requests[0].at < 1.0
-    assert elapsed < 2.0
+    assert elapsed < 3.0
     rows = attempts(c, cid)
     assert rows == [("a", 1, "misconfigured", status, 0), ("b", 2, "ok", 200, 0)]
     m = scrape(c)
@@ -513,7 +513,7 @@ def test_client_error_is_neither_retried_nor_fallen_back(start_chatd, tmp_path, 
     assert f"HTTP {status}" in r.final["error"]["detail"]
     assert "max_tokens is too large" in r.final["error"]["detail"]  # the provider's reason
     assert (r.final["provider"], r.final["model"]) == ("a", "m@a")
-    assert elapsed < 2.0
+    assert elapsed < 3.0
     assert attempts(c, cid) == [("a", 1, "client_error", status, -1)]
     for stream in (True, False):
         code, _, raw, _ = post_v1(c, stream=stream)
