@@ -9,6 +9,8 @@ they share the helpers here."""
 import email.utils
 import json
 import socket
+import struct
+import threading
 import time
 
 import httpx
@@ -64,6 +66,45 @@ class Blackhole:
 
     def close(self):
         self.filler.close()
+        self.listener.close()
+
+
+class Slammer:
+    """A loopback port that accepts each connection, reads the request, and closes it
+    without an answer: with an RST (reset=True) or a FIN (an empty reply)."""
+
+    def __init__(self, reset):
+        self.reset = reset
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.accepted = 0
+        self.listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # a timeout: look at the stop flag again
+                continue
+            self.accepted += 1
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)
+            except OSError:
+                pass
+            if self.reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
         self.listener.close()
 
 
@@ -369,6 +410,25 @@ def test_v1_stream_cut_before_first_token_sends_one_role_chunk(start_chatd, tmp_
              and d["choices"][0]["delta"].get("role")]
     assert len(roles) == 1, datas
     assert (len(a.requests), len(b.requests)) == (2, 1)
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "empty-reply"])
+def test_connection_reset_or_empty_reply_is_retried_then_next_target(start_chatd, tmp_path, fakes, reset):
+    (b,) = fakes(1)
+    slam = Slammer(reset)
+    try:
+        c = start_routed(start_chatd, tmp_path, {"slam": slam.base_url, "b": b.base_url}, {"m": ["slam", "b"]})
+        r, cid, elapsed = chat_timed(c)
+        served(r)
+        assert r.final["provider"] == "b" and len(b.requests) == 1
+        assert slam.accepted == 3
+        assert [x[:4] for x in attempts(c, cid)] == [("slam", 1, "retryable", 0), ("slam", 2, "retryable", 0),
+                                                     ("slam", 3, "retryable", 0), ("b", 4, "ok", 200)]
+        m = scrape(c)
+        assert value(m, "chatd_upstream_errors_total", code="upstream_unreachable") == 0  # not the stream's end
+        assert value(m, "chatd_streams_total", outcome="completed") == 1
+    finally:
+        slam.close()
 
 
 # -- 429 ------------------------------------------------------------------------------------
