@@ -147,7 +147,8 @@ integration-asan: asan all $(LIMITS_DRIVER)
 # The suites where threads meet (streams, errors, drain, bursts, /v1, configuration
 # reloads, limits shared by the workers, metrics), on 4 workers.
 TSAN_SUITES := $(addprefix tests/integration/test_,streaming.py errors.py hardening.py burst.py \
-               openai_api.py config_file.py routing_reload.py limits_redis.py observability.py)
+               openai_api.py config_file.py routing_breaker.py routing_reload.py limits_redis.py \
+               observability.py)
 integration-tsan: tsan all $(LIMITS_DRIVER)
 	CHATD_BIN=build/tsan/chatd CHATD_WORKERS=4 $(PYTEST) -q $(TSAN_SUITES) -k "not valgrind"
 

@@ -129,6 +129,8 @@ static void free_stream(struct chat_stream *s)
     buf_free(&s->body);
     buf_free(&s->held);
     free(s->pending_what);
+    if (s->brs != s->brs_inline)
+        free(s->brs);
     free(s);
 }
 

@@ -41,7 +41,7 @@ struct model_conf;
 struct key_conf;
 struct provider_conf;
 
-#define STREAM_MAX_TARGETS 8 /* targets of one model that a request walks */
+#define STREAM_INLINE_TARGETS 8 /* models with more targets allocate their breaker list */
 
 struct stream_encoder {
     enum metric_route route;
@@ -93,7 +93,8 @@ struct chat_stream {
     bool key_counted; /* counted in chatd_key_active_streams */
     /* the attempt */
     struct router router;
-    struct breaker *brs[STREAM_MAX_TARGETS];
+    struct breaker **brs; /* one per target of the model: brs_inline, or allocated */
+    struct breaker *brs_inline[STREAM_INLINE_TARGETS];
     const struct provider_conf *pc; /* the current target's provider */
     const char *provider_name;
     const char *target_model;

@@ -195,15 +195,18 @@ static void begin_walk(struct chat_stream *s)
 {
     struct worker *w = s->w;
     size_t n = s->mc ? s->mc->n_targets : 0;
-    if (n > STREAM_MAX_TARGETS)
-        n = STREAM_MAX_TARGETS;
+    s->brs = n <= STREAM_INLINE_TARGETS ? s->brs_inline : calloc(n, sizeof *s->brs);
+    if (s->brs == NULL)
+        n = 0; /* out of memory: internal_error below */
     for (size_t i = 0; i < n; i++)
         s->brs[i] = breakers_get(w->breakers, s->cfg->providers[s->mc->targets[i].provider].name);
     int64_t now = clock_mono_us();
     router_init(&s->router, n, s->brs, s->cfg->upstream_retries, s->cfg->breaker_failures,
                 s->cfg->breaker_cooldown_s, s->start_us + (int64_t)(s->cfg->timeout_s * 1e6),
                 (uint64_t)now ^ (uint64_t)(uintptr_t)s);
-    if (n == 0) { /* the model was validated before: cannot happen */
+    if (n == 0) { /* out of memory (the model was validated before) */
+        if (s->mc != NULL && s->mc->n_targets > 0)
+            set_target(s, 0); /* the error names the provider it would have asked */
         stream_finish_error(s, ERR_INTERNAL, NULL, NULL);
         return;
     }

@@ -9,6 +9,8 @@ they share the helpers here."""
 import email.utils
 import json
 import socket
+import struct
+import threading
 import time
 
 import httpx
@@ -64,6 +66,45 @@ class Blackhole:
 
     def close(self):
         self.filler.close()
+        self.listener.close()
+
+
+class Slammer:
+    """A loopback port that accepts each connection, reads the request, and closes it
+    without an answer: with an RST (reset=True) or a FIN (an empty reply)."""
+
+    def __init__(self, reset):
+        self.reset = reset
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.accepted = 0
+        self.listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # a timeout: look at the stop flag again
+                continue
+            self.accepted += 1
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)
+            except OSError:
+                pass
+            if self.reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
         self.listener.close()
 
 
@@ -371,6 +412,25 @@ def test_v1_stream_cut_before_first_token_sends_one_role_chunk(start_chatd, tmp_
     assert (len(a.requests), len(b.requests)) == (2, 1)
 
 
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "empty-reply"])
+def test_connection_reset_or_empty_reply_is_retried_then_next_target(start_chatd, tmp_path, fakes, reset):
+    (b,) = fakes(1)
+    slam = Slammer(reset)
+    try:
+        c = start_routed(start_chatd, tmp_path, {"slam": slam.base_url, "b": b.base_url}, {"m": ["slam", "b"]})
+        r, cid, elapsed = chat_timed(c)
+        served(r)
+        assert r.final["provider"] == "b" and len(b.requests) == 1
+        assert slam.accepted == 3
+        assert [x[:4] for x in attempts(c, cid)] == [("slam", 1, "retryable", 0), ("slam", 2, "retryable", 0),
+                                                     ("slam", 3, "retryable", 0), ("b", 4, "ok", 200)]
+        m = scrape(c)
+        assert value(m, "chatd_upstream_errors_total", code="upstream_unreachable") == 0  # not the stream's end
+        assert value(m, "chatd_streams_total", outcome="completed") == 1
+    finally:
+        slam.close()
+
+
 # -- 429 ------------------------------------------------------------------------------------
 
 
@@ -490,7 +550,7 @@ def test_misconfigured_target_is_left_at_once(start_chatd, tmp_path, fakes, stat
     assert (r.final["provider"], r.final["model"]) == ("b", "m@b")
     assert len(a.requests) == 1 and len(b.requests) == 1
     assert b.requests[0].at - a.requests[0].at < 1.0
-    assert elapsed < 2.0
+    assert elapsed < 3.0
     rows = attempts(c, cid)
     assert rows == [("a", 1, "misconfigured", status, 0), ("b", 2, "ok", 200, 0)]
     m = scrape(c)
@@ -513,7 +573,7 @@ def test_client_error_is_neither_retried_nor_fallen_back(start_chatd, tmp_path, 
     assert f"HTTP {status}" in r.final["error"]["detail"]
     assert "max_tokens is too large" in r.final["error"]["detail"]  # the provider's reason
     assert (r.final["provider"], r.final["model"]) == ("a", "m@a")
-    assert elapsed < 2.0
+    assert elapsed < 3.0
     assert attempts(c, cid) == [("a", 1, "client_error", status, -1)]
     for stream in (True, False):
         code, _, raw, _ = post_v1(c, stream=stream)
@@ -704,3 +764,16 @@ def test_failure_detail_names_the_configured_provider(start_chatd, tmp_path, fak
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ALLOWED_MODELS"):
         assert name not in detail, detail
     assert "acme" in detail, detail
+
+
+def test_a_model_with_many_targets_walks_them_all(start_chatd, tmp_path, fakes):
+    """The contract sets no limit on a model's targets: the ninth is tried like the first."""
+    (b,) = fakes(1)
+    providers = {f"dead{i}": dead_url() for i in range(1, 9)}
+    providers["b"] = b.base_url
+    c = start_routed(start_chatd, tmp_path, providers, {"m": list(providers)}, UPSTREAM_RETRIES=0)
+    r, cid, _ = chat_timed(c)
+    served(r)
+    assert r.final["provider"] == "b" and len(b.requests) == 1
+    assert [x[:3] for x in attempts(c, cid)] == [(f"dead{i}", i, "retryable") for i in range(1, 9)] + [
+        ("b", 9, "ok")]

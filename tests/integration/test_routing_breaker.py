@@ -3,6 +3,7 @@ BREAKER_COOLDOWN_SECONDS): it opens, the provider is skipped (sees no request), 
 after the cooldown, a probe without a verdict frees its slot, every target skipped tries
 the first anyway, and a burst shares the breakers of both workers."""
 
+import json
 import threading
 import time
 
@@ -187,3 +188,76 @@ def test_burst_while_the_first_target_refuses(start_chatd, tmp_path, fakes):
     assert attempts_metric(m, "b", "ok") == 24
     assert breaker(m, "dead") == 1
     assert retries_metric(m, "dead") + fallbacks_metric(m, "dead") == dead
+
+
+def test_half_open_admits_exactly_one_probe_among_concurrent_requests(start_chatd, tmp_path, fakes):
+    a, b = fakes(2)
+    a.then(Status(500))
+    c = start_routed(start_chatd, tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["a", "b"]},
+                     UPSTREAM_RETRIES=0, BREAKER_FAILURES=1, BREAKER_COOLDOWN_SECONDS=2)
+    r, cid, _ = chat_timed(c)
+    assert r.final["provider"] == "b" and breaker(scrape(c), "a") == 1
+    assert wait_breaker(c, "a", 2, timeout=8)
+    gate = a.event()
+    a.always(Stream(tokens=["probe"], gate=lambda i: gate.wait()))
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(post_chat(c, message=f"route this racer {i}")))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        assert a.wait_requests(2, timeout=10)  # one is a's probe, held ...
+        assert b.wait_requests(1 + 5, timeout=10)  # ... five went to b at once ...
+        assert len(a.requests) == 2  # ... and no other reached a
+    finally:
+        a.set_event(gate)
+        for t in threads:
+            t.join(15)
+    assert len(results) == 6
+    assert sorted(r.final["provider"] for r in results) == ["a"] + ["b"] * 5
+    assert breaker(scrape(c), "a") == 0
+
+
+class ByModel:
+    """Answers by the model the request names (one provider serving several models)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    async def respond(self, req, fp):
+        body = json.loads(await req.read())
+        return await self.answers[body["model"]].respond(req, fp)
+
+
+def test_a_missing_model_does_not_take_its_providers_other_models_down(start_chatd, tmp_path, fakes):
+    """A model whose first target names a model the provider no longer has (404) and whose
+    second target is another model on the same provider: every request is served by the
+    second, also after a burst. (When a burst's 404s come in a row they count as failures
+    of the whole provider and open its breaker; the second target, on the same provider,
+    is then skipped, and each probe after a cooldown goes to the 404 first and re-opens
+    it: the model never recovers while its provider is healthy.)"""
+    (a,) = fakes(1)
+    a.always(ByModel({"retired": Status(404), "current": Stream(tokens=["still", " served"], first_delay=0.3)}))
+    doc = {"providers": [{"name": "a", "base_url": a.base_url, "api_key_env": "OPENAI_API_KEY"}],
+           "models": [{"name": "m", "targets": [{"provider": "a", "model": "retired"},
+                                                {"provider": "a", "model": "current"}]}],
+           "default_model": "m"}
+    path = tmp_path / "same-provider.json"
+    path.write_text(json.dumps(doc))
+    c = start_chatd({"CHATD_CONFIG": str(path), "OPENAI_BASE_URL": None, "UPSTREAM_RETRIES": "2",
+                     "BREAKER_FAILURES": "3", "BREAKER_COOLDOWN_SECONDS": "1"})
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(post_chat(c, message=f"route this burst {i}")))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 8
+    for i in range(4):
+        if i == 2:
+            time.sleep(1.2)  # past a cooldown too
+        r, cid, _ = chat_timed(c)
+        results.append(r)
+    outcomes = [(r.final["status"], r.final["provider"], r.final["model"]) for r in results]
+    assert outcomes == [("completed", "a", "current")] * 12, "\n".join(map(str, outcomes))

@@ -67,7 +67,7 @@ def test_stalled_provider_trips_its_breaker(start_chatd, tmp_path, fakes):
     assert breaker(scrape(c), "a") == 1
     r, cid, elapsed = chat_timed(c)
     served(r)
-    assert r.final["provider"] == "b" and elapsed < 0.9
+    assert r.final["provider"] == "b"  # at once: a (TIMEOUT_SECONDS=1) would have meant a 504
     assert len(a.requests) == 2 and len(b.requests) == 1
     m = scrape(c)
     assert attempts_metric(m, "a", "retryable") == 2 and attempts_metric(m, "b", "ok") == 1

@@ -7,6 +7,8 @@ import signal
 import threading
 import time
 
+import httpx
+
 from conftest import post_chat
 from fakeprovider import Status, Stream
 from sseclient import three_parts
@@ -14,17 +16,27 @@ from test_routing import (attempts, breaker, chat_timed, fakes, scrape, served, 
                           start_routed, write_routing)
 
 
-def reload(c, event="config_reloaded", timeout=10):
-    """Sends SIGHUP and waits for one more line of event."""
+def reload(c, event="config_reloaded", timeout=10, mark=None):
+    """Sends SIGHUP and waits for one more line of event. With mark (a model only the new
+    file has), also until the workers serve the new file: config_reloaded is logged when
+    the snapshot is handed to the workers, each takes it on its own loop a moment later,
+    and nothing says when; 8 answers in a row on fresh connections (each lands on any
+    worker) listing the model stand for that."""
     n = len(c.logs(event))
     c.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    rec = None
+    while time.monotonic() < deadline and rec is None:
         got = c.logs(event)
-        if len(got) > n:
-            return got[n]
+        rec = got[n] if len(got) > n else None
         time.sleep(0.02)
-    raise AssertionError(f"no new {event} line: {c.stdout[-5:]}")
+    assert rec is not None, f"no new {event} line: {c.stdout[-5:]}"
+    in_a_row = 0
+    while mark is not None and in_a_row < 8:
+        assert time.monotonic() < deadline, f"the workers do not serve model {mark} after the reload"
+        ids = [m["id"] for m in httpx.get(c.url + "/v1/models").json()["data"]]
+        in_a_row = in_a_row + 1 if mark in ids else 0
+    return rec
 
 
 def in_background(c, message):
@@ -70,9 +82,9 @@ def test_reload_under_a_live_stream(start_chatd, tmp_path, fakes):
     try:
         assert a.wait_requests(1)
         assert a.wait_for(lambda: a.bytes_written >= 1)  # its first token is out
-        write_routing(tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["b"]})
-        rec = reload(c)
-        assert rec["models"] == "m"
+        write_routing(tmp_path, {"a": a.base_url, "b": b.base_url}, {"m": ["b"], "r1": ["b"]})
+        rec = reload(c, mark="r1")
+        assert rec["models"] == "m,r1"
         for _ in range(4):  # every worker has the new routing
             r, cid, _ = chat_timed(c)
             served(r)
@@ -93,8 +105,8 @@ def test_reload_during_a_walk_keeps_the_walk_on_its_snapshot(start_chatd, tmp_pa
     t, walking = in_background(c, "route this walk across a reload")
     try:
         assert a.wait_requests(1)
-        write_routing(tmp_path, {"d": d.base_url}, {"m": ["d"]})
-        reload(c)
+        write_routing(tmp_path, {"d": d.base_url}, {"m": ["d"], "r1": ["d"]})
+        reload(c, mark="r1")
         for _ in range(4):
             r, cid, _ = chat_timed(c)
             served(r)
@@ -132,8 +144,8 @@ def test_bad_reload_keeps_the_old_routing(start_chatd, tmp_path, fakes):
             assert r.final["provider"] == "a"
     assert c.logs("config_reloaded") == []
     assert len(b.requests) == 0 and len(a.requests) == 12
-    write_routing(tmp_path, {"b": b.base_url}, {"m": ["b"]})  # fixed: now it applies
-    reload(c)
+    write_routing(tmp_path, {"b": b.base_url}, {"m": ["b"], "r1": ["b"]})  # fixed: now it applies
+    reload(c, mark="r1")
     for _ in range(4):
         r, cid, _ = chat_timed(c)
         assert r.final["provider"] == "b"
@@ -147,7 +159,7 @@ def test_breakers_outlive_a_reload(start_chatd, tmp_path, fakes):
     r, cid, _ = chat_timed(c)
     assert r.final["provider"] == "b" and breaker(scrape(c), "a") == 1
     write_routing(tmp_path, {"d": d.base_url, "a": a.base_url, "b": b.base_url}, {"m": ["a", "b"], "n": ["d"]})
-    reload(c)
+    reload(c, mark="n")
     for _ in range(4):
         r, cid, _ = chat_timed(c)
         served(r)
@@ -168,8 +180,8 @@ def test_connections_to_a_removed_provider_close_after_its_last_stream(start_cha
     t, live = in_background(c, "route this last stream on a")
     try:
         assert a.wait_requests(3)
-        write_routing(tmp_path, {"b": b.base_url}, {"m": ["b"]})
-        reload(c)
+        write_routing(tmp_path, {"b": b.base_url}, {"m": ["b"], "r1": ["b"]})
+        reload(c, mark="r1")
         r, cid, _ = chat_timed(c)
         assert r.final["provider"] == "b"
         assert established(a.port) >= 1  # the open stream still uses its connection

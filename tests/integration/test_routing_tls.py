@@ -4,10 +4,11 @@ refused (upstream_unreachable, with a TLS explanation) without it — verificati
 never switched off, not by a reused handle or connection either."""
 
 import json
+import threading
 
 import pytest
 
-from fakeprovider import FakeProvider
+from fakeprovider import FakeProvider, Status, Stream, free_port
 from test_routing import (attempts, chat_timed, fakes, post_v1, scrape, served, start_routed,  # noqa: F401
                           ttft_count, value)
 from tlsproxy import TLSProxy
@@ -110,3 +111,39 @@ def test_v1_refused_without_ca_file_is_502(start_chatd, tmp_path, tls, provider)
         assert err["code"] == "upstream_unreachable" and err["type"] == "upstream_error"
         assert "TLS" in err["message"]
     assert provider.requests == []
+
+
+def test_gateway_502_in_front_of_a_dead_provider_falls_back(start_chatd, tmp_path, fakes):
+    """nginx answers 502 Bad Gateway (an HTML body) when the provider behind it is down:
+    retried with backoff, then the next target."""
+    (b,) = fakes(1)
+    with TLSProxy(f"http://127.0.0.1:{free_port()}/v1") as gw:
+        c = start_routed(start_chatd, tmp_path, {"gw": {"base_url": gw.base_url, "ca_file": gw.ca_file},
+                                                 "b": b.base_url}, {"m": ["gw", "b"]}, UPSTREAM_RETRIES=1)
+        r, cid, _ = chat_timed(c)
+        served(r)
+        assert r.final["provider"] == "b" and len(b.requests) == 1
+        assert [x[:4] for x in attempts(c, cid)] == [("gw", 1, "retryable", 502), ("gw", 2, "retryable", 502),
+                                                     ("b", 3, "ok", 200)]
+
+
+def test_retries_over_http2_multiplexed_connection(start_chatd, tmp_path, provider):
+    """A provider offering HTTP/2 (ALPN): concurrent streams, some failing and retried,
+    over the connection(s) chatd keeps to it; every request is served."""
+    provider.always(Stream(tokens=["over", " h2"], delay=0.05))
+    with TLSProxy(provider.base_url, http2=True) as h2:
+        c = start_routed(start_chatd, tmp_path, {"h2": {"base_url": h2.base_url, "ca_file": h2.ca_file}},
+                         {"m": ["h2"]}, WORKERS=1)
+        served(chat_timed(c)[0], "over h2")  # the connection is known to speak HTTP/2 now
+        provider.then(Status(503), Status(500))  # fewer than one request's 3 attempts
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(chat_timed(c)[0])) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(results) == 4
+        for r in results:
+            served(r, "over h2")
+            assert r.final["provider"] == "h2"
+        assert len(provider.requests) == 1 + 2 + 4
