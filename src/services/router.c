@@ -10,8 +10,9 @@
 
 const char *router_outcome_name(enum router_outcome o)
 {
-    static const char *const names[] = { "ok", "retryable", "rate_limited", "misconfigured",
-                                         "client_error" };
+    static const char *const names[] = { "ok",           "retryable",
+                                         "rate_limited", "misconfigured",
+                                         "client_error", "misconfigured" };
     return (unsigned)o < ROUTER_OUTCOME_COUNT ? names[o] : "retryable";
 }
 
@@ -27,6 +28,7 @@ enum router_outcome router_classify(long http_status, long retry_after_ms)
     case 400:
     case 413:
     case 422: return ROUTER_CLIENT_ERROR;
+    case 404: return ROUTER_MODEL_MISSING;
     default: break;
     }
     /* Any 5xx is the provider's trouble; any other answer (401/403/404, other 4xx,
@@ -436,7 +438,7 @@ static struct router_step retry(struct router *r, int64_t delay_us, int64_t now_
 static void record(struct router *r, enum router_outcome o, int64_t now_us)
 {
     struct breaker *br = breaker_of(r, r->target);
-    if (o == ROUTER_CLIENT_ERROR) {
+    if (o == ROUTER_CLIENT_ERROR || o == ROUTER_MODEL_MISSING) {
         if (r->probe)
             breaker_release_probe(br); /* no verdict on the provider */
     } else {
@@ -459,7 +461,8 @@ struct router_step router_next(struct router *r, enum router_outcome o, long ret
         if (retry_after_ms > ROUTER_RETRY_AFTER_MAX_MS)
             retry_after_ms = ROUTER_RETRY_AFTER_MAX_MS;
         return retry(r, (int64_t)retry_after_ms * 1000, now_us);
-    case ROUTER_MISCONFIGURED: return next_target(r, now_us);
+    case ROUTER_MISCONFIGURED:
+    case ROUTER_MODEL_MISSING: return next_target(r, now_us);
     default: return stop(r); /* OK, CLIENT_ERROR */
     }
 }

@@ -28,8 +28,10 @@ enum router_outcome {
     ROUTER_RETRYABLE,     /* connect/DNS/TLS failure, reset, 408, 5xx, a cut or an error
                              before the first token, 429 without Retry-After */
     ROUTER_RATE_LIMITED,  /* 429 with Retry-After */
-    ROUTER_MISCONFIGURED, /* 401, 403, 404 (and other 4xx, 1xx, 3xx): next target at once */
+    ROUTER_MISCONFIGURED, /* 401, 403 (and other 4xx, 1xx, 3xx): next target at once */
     ROUTER_CLIENT_ERROR,  /* 400, 413, 422: no retry, no fallback */
+    ROUTER_MODEL_MISSING, /* 404: as MISCONFIGURED (and named so), but the provider is fine —
+                             only this target's model is not there: no breaker verdict */
     ROUTER_OUTCOME_COUNT
 };
 

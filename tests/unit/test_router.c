@@ -34,7 +34,7 @@ static void test_classify_every_row(void **state)
         { 429, -1, ROUTER_RETRYABLE }, /* as a 503 */
         { 401, -1, ROUTER_MISCONFIGURED },
         { 403, -1, ROUTER_MISCONFIGURED },
-        { 404, -1, ROUTER_MISCONFIGURED },
+        { 404, -1, ROUTER_MODEL_MISSING },
         { 400, -1, ROUTER_CLIENT_ERROR },
         { 413, -1, ROUTER_CLIENT_ERROR },
         { 422, -1, ROUTER_CLIENT_ERROR },
@@ -55,6 +55,7 @@ static void test_classify_every_row(void **state)
     assert_string_equal(router_outcome_name(ROUTER_RATE_LIMITED), "rate_limited");
     assert_string_equal(router_outcome_name(ROUTER_MISCONFIGURED), "misconfigured");
     assert_string_equal(router_outcome_name(ROUTER_CLIENT_ERROR), "client_error");
+    assert_string_equal(router_outcome_name(ROUTER_MODEL_MISSING), "misconfigured");
 }
 
 /* ---- Retry-After ------------------------------------------------------------------- */
