@@ -378,6 +378,22 @@ static void warn_at_start(const struct config *cfg, const struct listen_addr *a)
 
 /* SIGHUP: reads .env and CHATD_CONFIG again into a new snapshot and hands it to
  * every worker on its own loop; a bad one is logged and the old one stays. */
+/* Waits (up to a second, on the main thread, which serves no requests) until
+ * every worker has taken the new snapshot, so that config_reloaded means that new
+ * requests use it. */
+static void wait_taken(struct worker *ws, int n)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        int left = 0;
+        for (int i = 0; i < n; i++)
+            left += atomic_load(&ws[i].pending_cfg) != NULL;
+        if (left == 0)
+            return;
+        struct timespec ms = { 0, 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+}
+
 static void reload(struct worker *ws, int n, struct config **current)
 {
     struct config *next;
@@ -400,6 +416,7 @@ static void reload(struct worker *ws, int n, struct config **current)
     }
     config_unref(*current);
     *current = next;
+    wait_taken(ws, n);
     config_log_reloaded(next, changed);
 }
 
