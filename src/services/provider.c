@@ -448,7 +448,12 @@ static int set_target_options(struct provider *p, struct provider_call *call,
         return -1;
     curl_easy_setopt(e, CURLOPT_URL, pc->chat_url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
-    curl_easy_setopt(e, CURLOPT_CAINFO, pc->ca_file); /* NULL: the system's default */
+    /* A ca_file is trusted instead of the system's CAs (bundle and directory); without
+     * one, libcurl's own defaults, set again since the handle may come from another
+     * provider. */
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    curl_easy_setopt(e, CURLOPT_CAINFO, pc->ca_file ? pc->ca_file : vi->cainfo);
+    curl_easy_setopt(e, CURLOPT_CAPATH, pc->ca_file ? NULL : vi->capath);
     curl_easy_setopt(e, CURLOPT_PROXY, https ? p->proxy_https : p->proxy_http);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout_s * 1000));
     /* Waiting for a connection being set up, in case it can multiplex, is right
