@@ -179,9 +179,94 @@ def s6(d):
                    "streams/s", "errors", "invalid+incomplete"], rows))
 
 
+def prom(path):
+    """The samples of a saved /metrics text as {"name{labels}": value}."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and not line.startswith("#"):
+                    out[parts[0]] = float(parts[1])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+S7_TARGETS = {"direct": "direct (fakeprov)", "chatd-nolimit": "chatd, no key",
+              "chatd-key": "chatd, limited key, in-process", "chatd-redis": "chatd, limited key, Redis"}
+S7_GOALS = {"chatd-key": 0.95, "chatd-redis": 0.7}
+
+
+def s7(d):
+    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S7.*.json")}
+    if not res:
+        return None
+    base = (res.get("chatd-nolimit") or {}).get("streams_per_s")
+    rows = []
+    for t in sorted(res, key=lambda t: list(S7_TARGETS).index(t) if t in S7_TARGETS else 9):
+        r, m = res[t], prom(f"{d}/S7.{t}.metrics")
+        if r is None:
+            rows.append([S7_TARGETS.get(t, t), "no result"] + [""] * 8)
+            continue
+        q = ratio(r["streams_per_s"], base) if t != "direct" else "—"
+        if t in S7_GOALS and q != "—":
+            q += f" ({'met' if float(q) >= S7_GOALS[t] else 'missed'}: ≥ {S7_GOALS[t]})"
+        n = m.get("chatd_redis_round_trip_seconds_count", 0)
+        rtt = f"{n:.0f}, mean {1000 * m['chatd_redis_round_trip_seconds_sum'] / n:.3f} ms" if n else "—"
+        refused = sum(v for k, v in m.items() if k.startswith("chatd_limit_refused_total"))
+        rows.append([S7_TARGETS.get(t, t), f"{r['streams_per_s']:.0f}", q,
+                     f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", rtt,
+                     f"{refused:.0f}" if m else "—", r["errors"], bad(r)])
+    return ("### S7 limited key — S1's load (20 tokens, no delay, 64 connections) with a "
+            "client key whose limits are set but never reached; Redis on loopback "
+            "(fail-closed: a late answer would be a 503 error)\n\n" +
+            table(["target", "streams/s", "÷ no key", "first event p50 ms", "p99 ms",
+                   "Redis round trips", "refused", "errors", "invalid+incomplete"], rows))
+
+
+def series(path):
+    """S8's samples: (seconds, RSS KB, open streams or None) per line."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 3 and p[1].isdigit():
+                    out.append((float(p[0]), int(p[1]), int(float(p[2])) if p[2] != "-" else None))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def s8(d):
+    rows = []
+    for p in sorted(glob.glob(f"{d}/S8.*.res"), key=lambda p: p.split(".")[-2] != "direct"):
+        t = os.path.basename(p).split(".")[1]
+        res, lg, ser = load(p), load(p[:-4] + ".json"), series(p[:-4] + ".series")
+        steady = [s for s in ser if res and res["start_at_s"] <= s[0] <= res["duration_s"] - 0.5]
+        if not res or lg is None or len(steady) < 2:
+            rows.append([t, "no result"] + [""] * 9)
+            continue
+        (_, r0, a0), (_, r1, a1) = steady[0], steady[-1]
+        lo, hi = min(s[1] for s in steady), max(s[1] for s in steady)
+        rows.append([t, res["n"], f"{r0 / 1024:.1f}", f"{r1 / 1024:.1f}",
+                     f"{(r1 - r0) / 1024:+.1f} ({100 * (r1 - r0) / r0:+.1f} %)",
+                     f"{lo / 1024:.1f}–{hi / 1024:.1f}", "—" if a0 is None else f"{a0} / {a1}",
+                     f"{res['rss_after_kb'] / 1024:.1f}", lg["completed"], lg["errors"], bad(lg)])
+    if not rows:
+        return None
+    return ("### S8 soak — N streams kept open (closed loop, 5 s streams of 50 tokens 100 ms "
+            "apart), RSS sampled each second; start = first sample after 6 s, end = last "
+            "sample before the load stops starting streams\n\n" +
+            table(["target", "N", "RSS start MB", "RSS end MB", "growth", "RSS range MB",
+                   "open streams start / end", "RSS after MB", "streams", "errors",
+                   "invalid+incomplete"], rows))
+
+
 def main():
     d = sys.argv[1]
-    parts = [p for p in (s1(d), s2(d), s3(d), s4(d), s5(d), s6(d)) if p]
+    parts = [p for p in (s1(d), s2(d), s3(d), s4(d), s5(d), s6(d), s7(d), s8(d)) if p]
     print("\n\n".join(parts) if parts else "(no results)")
 
 

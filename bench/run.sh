@@ -2,16 +2,18 @@
 # bench/run.sh — runs the benchmark scenarios against chatd (and optional peers)
 # and against fakeprov directly (the floor), then prints a markdown table.
 #
-# usage: bench/run.sh [--only "S1 S2 S3 cold v1 fallback"] [--quick] [--n "1000 4000 8000"]
-#                     [--cold-n "20 200"] [--peers]
+# usage: bench/run.sh [--only "S1 S2 S3 cold v1 fallback limited soak"] [--quick]
+#                     [--n "1000 4000 8000"] [--cold-n "20 200"] [--peers]
 #                     [--targets "direct chatd seed-fastapi portkey"] [--out DIR]
 #
 # Scenarios: S1 throughput, S2 added latency, S3 concurrency, S4 (cold) cold burst,
 # S5 (v1) /v1/chat/completions streaming, S6 (fallback) fallback after a refused
-# connect. --only takes names or numbers, several separated by spaces.
+# connect, S7 (limited) S1 with a limited client key, in-process and with Redis,
+# S8 (soak) 2,000 streams for 30 s, RSS at start and end (SOAK_N, SOAK_S change them).
+# --only takes names or numbers, several separated by spaces.
 #
-# Pinning: the target server runs on CPU 0; loadgen and fakeprov on CPU 1.
-# Every process this script starts is killed on exit.
+# Pinning: the target server runs on CPU 0; loadgen, fakeprov and redis-server on
+# CPU 1. Every process this script starts is killed on exit.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,17 +34,19 @@ while [ $# -gt 0 ]; do
         --peers) WITH_PEERS=1; shift ;;
         --targets) TARGETS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-ONLY=$(echo " $ONLY " | sed 's/ cold / S4 /g; s/ v1 / S5 /g; s/ fallback / S6 /g')
+ONLY=$(echo " $ONLY " | sed 's/ cold / S4 /g; s/ v1 / S5 /g; s/ fallback / S6 /g; s/ limited / S7 /g; s/ soak / S8 /g')
 for s in $ONLY; do
-    case $s in S[1-6]) ;; *) echo "run.sh: unknown scenario '$s' (see --help)" >&2; exit 2 ;; esac
+    case $s in S[1-8]) ;; *) echo "run.sh: unknown scenario '$s' (see --help)" >&2; exit 2 ;; esac
 done
 [ -n "$TARGETS" ] || { TARGETS="direct chatd"; [ $WITH_PEERS = 1 ] && TARGETS="$TARGETS seed-fastapi portkey"; }
 DUR=10; S3_TOKENS=100; S3_DELAY=50; S3_TIMEOUT=${S3_TIMEOUT:-300}
-if [ $QUICK = 1 ]; then DUR=3; [ "$NS" = "1000 4000 8000" ] && NS="500 2000"; fi
+SOAK_N=${SOAK_N:-2000}
+if [ $QUICK = 1 ]; then DUR=3; SOAK_S=${SOAK_S:-10}; [ "$NS" = "1000 4000 8000" ] && NS="500 2000"; fi
+SOAK_S=${SOAK_S:-30}
 OUT=${OUT:-$(mktemp -d /tmp/chatd-bench.XXXXXX)}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -144,15 +148,58 @@ JSON
     echo "$f"
 }
 
+# S7's client key, sent as "Authorization: Bearer"; the file holds only its SHA-256.
+BENCH_KEY=sk-bench-limited-key
+R_PID=""
+
+# A CHATD_CONFIG with fakeprov as the one provider of the one model; with "key", one
+# client key with every limit set but never reached in S7 (S7); prints its path.
+# 6,000,000 requests a minute: a burst of 6 M (S1 makes < 0.5 M in 10 s), refilled at
+# 100,000/s; 300 M tokens a minute (29 a stream); 1,000 streams (the load keeps 64 open).
+limited_config() {
+    local f="$OUT/limited-$1.json" keys="" hash
+    if [ "$1" = key ]; then
+        hash=$(printf %s "$BENCH_KEY" | "$CHATD" hash-key) || return 1
+        keys=",
+ \"keys\": [{\"name\": \"bench\", \"sha256\": \"$hash\", \"models\": [\"gpt-4o-mini\"],
+           \"requests_per_minute\": 6000000, \"tokens_per_minute\": 300000000,
+           \"max_concurrent_streams\": 1000}]"
+    fi
+    cat >"$f" <<JSON
+{"providers": [{"name": "fakeprov", "base_url": "http://127.0.0.1:$FP_PORT/v1"}],
+ "models": [{"name": "gpt-4o-mini", "targets": [{"provider": "fakeprov", "model": "gpt-4o-mini"}]}],
+ "default_model": "gpt-4o-mini"$keys}
+JSON
+    echo "$f"
+}
+
+start_redis() {  # a throwaway redis-server on a free loopback port; sets R_PID R_PORT
+    R_PORT=$(free_port)
+    taskset -c 1 redis-server --port "$R_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$OUT/redis.log" 2>&1 &
+    R_PID=$!; PIDS+=("$R_PID")
+    wait_port "$R_PORT" "$R_PID" && return 0
+    echo "run.sh: redis-server did not start: $(tail -3 "$OUT/redis.log")" >&2
+    return 1
+}
+
+metrics() {  # the running chatd's /metrics (with the key: S7's key guards it too)
+    curl -s -m 5 -H "Authorization: Bearer $BENCH_KEY" "http://127.0.0.1:$T_PORT/metrics"
+}
+
 # Starts target NAME against the running fakeprov; sets T_PID T_URL T_MODE T_HDRS.
 # chatd-v1 is chatd's /v1/chat/completions; chatd-fallback is chatd whose model
-# falls back from a refused connect to fakeprov. NO_WARMUP=1: measure it cold.
+# falls back from a refused connect to fakeprov. chatd-nolimit, chatd-key and
+# chatd-redis (S7) read limited_config: without keys; with the limited key, limits in
+# the process; the same with REDIS_URL on a fresh redis-server, fail-closed so that a
+# Redis answer later than its 50 ms deadline is a 503, not a silently unlimited
+# request. NO_WARMUP=1: measure it cold.
 start_target() {
-    local name=$1 port up="http://127.0.0.1:$FP_PORT/v1"
-    T_HDRS=()
+    local name=$1 port up="http://127.0.0.1:$FP_PORT/v1" cfg
+    T_HDRS=() T_PID="" T_PORT=""
     case "$name" in
     direct) T_PID=$FP_PID; T_URL="$up/chat/completions"; T_MODE=openai; return 0 ;;
-    chatd|chatd-v1|chatd-fallback)
+    chatd|chatd-v1|chatd-fallback|chatd-nolimit|chatd-key|chatd-redis)
         port=$(free_port)
         local route=(OPENAI_BASE_URL="$up") path=/chat
         T_MODE=chatd
@@ -161,12 +208,23 @@ start_target() {
         # refused connect and the move to the next target.
         [ "$name" = chatd-fallback ] &&
             route=(CHATD_CONFIG="$(fallback_config)" UPSTREAM_RETRIES=0 BREAKER_FAILURES=1000)
+        case $name in
+        chatd-nolimit) cfg=$(limited_config none) && route=(CHATD_CONFIG="$cfg") ;;
+        chatd-key|chatd-redis)
+            cfg=$(limited_config key) || return 1
+            route=(CHATD_CONFIG="$cfg")
+            T_HDRS=(--header "Authorization: Bearer $BENCH_KEY") ;;
+        esac
+        if [ "$name" = chatd-redis ]; then
+            start_redis || return 1
+            route+=(REDIS_URL="redis://127.0.0.1:$R_PORT" RATE_LIMIT_FAIL_OPEN=false)
+        fi
         # An empty cwd: chatd reads .env there, and a developer's .env must not leak in.
         mkdir -p "$OUT/chatd-cwd"
         (cd "$OUT/chatd-cwd" && exec env -i PATH="$PATH" "${route[@]}" OPENAI_API_KEY=sk-bench \
             WORKERS=1 LOG_LEVEL=warning PORT="$port" HOST=127.0.0.1 MAX_CONCURRENT_STREAMS=20000 \
             taskset -c 0 "$CHATD" >/dev/null 2>>"$OUT/chatd.log") &
-        T_PID=$!; T_URL="http://127.0.0.1:$port$path" ;;
+        T_PID=$!; T_PORT=$port; T_URL="http://127.0.0.1:$port$path" ;;
     seed-fastapi)
         port=$(free_port)
         taskset -c 0 "$PEERS/seed-fastapi/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/seed.log" &
@@ -278,6 +336,61 @@ s6() {  # fallback after a refused connect: S2's streams at 100 streams/s
     stop "$FP_PID"
 }
 
+s7() {  # S1's load (20 tokens, no delay, 64 connections) with and without a limited key
+    local t=$1
+    if [ "$t" = chatd-redis ] && ! command -v redis-server >/dev/null; then
+        echo "chatd-redis: skipped: redis-server is not installed (scripts/deps.sh)" |
+            tee -a "$OUT/skipped.txt" >&2
+        return 0
+    fi
+    start_fakeprov --tokens 20
+    if start_target "$t"; then
+        say "S7 $t: 64 connections, $DUR s"
+        loadgen --concurrency 64 --duration "$DUR" --quiet >"$OUT/S7.$t.json"
+        # Refusals by reason and Redis round trips: proof of which path was measured.
+        [ "$t" = direct ] ||
+            metrics | grep -E '^chatd_(limit_refused_total|redis_)' | grep -v _bucket >"$OUT/S7.$t.metrics"
+    fi
+    [ "$t" = direct ] || stop "$T_PID"
+    [ -n "$R_PID" ] && { stop "$R_PID"; R_PID=""; }
+    stop "$FP_PID"
+}
+
+active_streams() {  # chatd's open streams right now ("-" for direct: fakeprov has no gauge)
+    [ "$1" = direct ] && { echo -; return; }
+    metrics | awk '$1 == "chatd_active_streams" {print $2; found = 1} END {if (!found) print "-"}'
+}
+
+# Soak: SOAK_N streams kept open for SOAK_S s (closed loop: each connection starts its
+# next 5 s stream, 50 tokens 100 ms apart, when one ends), the target's RSS and open
+# streams sampled about once a second. The report takes "start" at 6 s (every stream
+# open, each connection through one whole stream) and "end" at the last sample
+# before the load stops starting streams.
+s8() {
+    local t=$1 lg t0 el
+    start_fakeprov --tokens 50 --delay-ms 100
+    if start_target "$t"; then
+        say "S8 $t: $SOAK_N streams for $SOAK_S s"
+        taskset -c 1 "$BUILD/loadgen" --url "$T_URL" --mode "$T_MODE" "${T_HDRS[@]}" --json --quiet \
+            --concurrency "$SOAK_N" --duration "$SOAK_S" --timeout 60 >"$OUT/S8.$t.json" &
+        lg=$!; PIDS+=("$lg")
+        t0=$(date +%s.%N)
+        : >"$OUT/S8.$t.series"
+        while kill -0 "$lg" 2>/dev/null; do
+            el=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.2f", a - b}')
+            echo "$el $(status_kb "$T_PID" VmRSS) $(active_streams "$t")" >>"$OUT/S8.$t.series"
+            sleep 1
+        done
+        wait "$lg"
+        sleep 1  # the last streams' state freed
+        printf '{"n":%s,"duration_s":%s,"start_at_s":6,"rss_after_kb":%s,"rss_peak_kb":%s}\n' \
+            "$SOAK_N" "$SOAK_S" "$(status_kb "$T_PID" VmRSS)" "$(status_kb "$T_PID" VmHWM)" \
+            >"$OUT/S8.$t.res"
+    fi
+    [ "$t" = direct ] || stop "$T_PID"
+    stop "$FP_PID"
+}
+
 # ---------- main ----------
 
 [ $WITH_PEERS = 1 ] || [[ "$TARGETS" == *seed* || "$TARGETS" == *portkey* ]] && prepare_peers
@@ -290,13 +403,15 @@ for t in $TARGETS; do
         RUN+=("$t")
     fi
 done
-for s in S1 S2 S3 S4 S5 S6; do
+for s in S1 S2 S3 S4 S5 S6 S7 S8; do
     [ -z "$ONLY" ] || [[ " $ONLY " == *" $s "* ]] || continue
     for t in "${RUN[@]}"; do
         case $s in
         S1) s1 "$t" ;; S2) s2 "$t" ;; S3) s3 "$t" ;; S4) s4 "$t" ;;
         S5) case $t in direct) s5 direct ;; chatd) s5 chatd-v1 ;; esac ;;
         S6) case $t in direct) s6 direct ;; chatd) s6 chatd; s6 chatd-fallback ;; esac ;;
+        S7) case $t in direct) s7 direct ;; chatd) s7 chatd-nolimit; s7 chatd-key; s7 chatd-redis ;; esac ;;
+        S8) case $t in direct | chatd) s8 "$t" ;; esac ;;
         esac
     done
 done
