@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
         --peers) WITH_PEERS=1; shift ;;
         --targets) TARGETS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
