@@ -203,25 +203,36 @@ def s7(d):
     if not res:
         return None
     base = (res.get("chatd-nolimit") or {}).get("streams_per_s")
+    b_cpu, b_done = load(f"{d}/S7.chatd-nolimit.res"), (res.get("chatd-nolimit") or {}).get("completed")
+    base_us = 1e6 * b_cpu["target_cpu_s"] / b_done if b_cpu and b_done else None
     rows = []
     for t in sorted(res, key=lambda t: list(S7_TARGETS).index(t) if t in S7_TARGETS else 9):
         r, m = res[t], prom(f"{d}/S7.{t}.metrics")
         if r is None:
-            rows.append([S7_TARGETS.get(t, t), "no result"] + [""] * 8)
+            rows.append([S7_TARGETS.get(t, t), "no result"] + [""] * 9)
             continue
         q = ratio(r["streams_per_s"], base) if t != "direct" else "—"
         if t in S7_GOALS and q != "—":
             q += f" ({'met' if float(q) >= S7_GOALS[t] else 'missed'}: ≥ {S7_GOALS[t]})"
+        cpu, us = load(f"{d}/S7.{t}.res"), "—"
+        if cpu and r["completed"]:
+            us = f"{1e6 * cpu['target_cpu_s'] / r['completed']:.0f}"
+            if cpu["redis_cpu_s"]:
+                us += f" + Redis {1e6 * cpu['redis_cpu_s'] / r['completed']:.0f}"
+            if base_us and t != "direct":
+                us += f" ({base_us / (1e6 * cpu['target_cpu_s'] / r['completed']):.2f})"
         n = m.get("chatd_redis_round_trip_seconds_count", 0)
         rtt = f"{n:.0f}, mean {1000 * m['chatd_redis_round_trip_seconds_sum'] / n:.3f} ms" if n else "—"
         refused = sum(v for k, v in m.items() if k.startswith("chatd_limit_refused_total"))
-        rows.append([S7_TARGETS.get(t, t), f"{r['streams_per_s']:.0f}", q,
+        rows.append([S7_TARGETS.get(t, t), f"{r['streams_per_s']:.0f}", q, us,
                      f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", rtt,
                      f"{refused:.0f}" if m else "—", r["errors"], bad(r)])
     return ("### S7 limited key — S1's load (20 tokens, no delay, 64 connections) with a "
             "client key whose limits are set but never reached; Redis on loopback "
-            "(fail-closed: a late answer would be a 503 error)\n\n" +
-            table(["target", "streams/s", "÷ no key", "first event p50 ms", "p99 ms",
+            "(fail-closed: a late answer would be a 503 error). CPU µs/stream = the "
+            "target's utime+stime during the run ÷ completed streams (in brackets: no key's "
+            "÷ this one, the throughput ratio if the target were alone on its core)\n\n" +
+            table(["target", "streams/s", "÷ no key", "CPU µs/stream", "first event p50 ms", "p99 ms",
                    "Redis round trips", "refused", "errors", "invalid+incomplete"], rows))
 
 

@@ -346,7 +346,13 @@ s7() {  # S1's load (20 tokens, no delay, 64 connections) with and without a lim
     start_fakeprov --tokens 20
     if start_target "$t"; then
         say "S7 $t: 64 connections, $DUR s"
+        local c0 r0=0
+        c0=$(cpu_s "$T_PID"); [ -n "$R_PID" ] && r0=$(cpu_s "$R_PID")
         loadgen --concurrency 64 --duration "$DUR" --quiet >"$OUT/S7.$t.json"
+        # CPU seconds the target (and redis-server) spent: per stream, a figure that
+        # other work on a shared machine skews far less than streams/s.
+        printf '{"target_cpu_s":%s,"redis_cpu_s":%s}\n' "$(minus "$(cpu_s "$T_PID")" "$c0")" \
+            "$([ -n "$R_PID" ] && minus "$(cpu_s "$R_PID")" "$r0" || echo 0)" >"$OUT/S7.$t.res"
         # Refusals by reason and Redis round trips: proof of which path was measured.
         [ "$t" = direct ] ||
             metrics | grep -E '^chatd_(limit_refused_total|redis_)' | grep -v _bucket >"$OUT/S7.$t.metrics"
