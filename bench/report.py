@@ -209,7 +209,7 @@ def s7(d):
     for t in sorted(res, key=lambda t: list(S7_TARGETS).index(t) if t in S7_TARGETS else 9):
         r, m = res[t], prom(f"{d}/S7.{t}.metrics")
         if r is None:
-            rows.append([S7_TARGETS.get(t, t), "no result"] + [""] * 9)
+            rows.append([S7_TARGETS.get(t, t), "no result"] + [""] * 8)
             continue
         q = ratio(r["streams_per_s"], base) if t != "direct" else "—"
         if t in S7_GOALS and q != "—":
