@@ -15,12 +15,6 @@ struct list {
 /* The element of type that holds node ptr in its member. */
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* Walks every node of head; pos may be unlinked (and freed) inside the loop body,
- * which reads tmp for the next one. */
-#define list_foreach_safe(pos, tmp, head)                            \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
-         (pos) = (tmp), (tmp) = (pos)->next)
-
 /* Walks every node of head; the body must not unlink pos. */
 #define list_foreach(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
