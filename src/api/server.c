@@ -163,7 +163,7 @@ static void pause_accept(struct worker *w)
     }
     w->accept_paused = true;
     event_del(w->accept_ev);
-    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    struct timeval tv = clock_timeval(ACCEPT_PAUSE_MS / 1000.0);
     event_add(w->resume_ev, &tv);
 }
 
@@ -215,7 +215,7 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
     chat_abort_all(w, ERR_STREAM_SHUTTING_DOWN);
     /* Give the final events a moment to reach clients, then stop regardless of
      * connections that still hold a partial request or an unread answer. */
-    struct timeval grace = { DRAIN_GRACE_SECONDS, 0 };
+    struct timeval grace = clock_timeval(DRAIN_GRACE_SECONDS);
     event_add(w->drain_ev, &grace);
 }
 
@@ -238,7 +238,7 @@ static void begin_drain(struct worker *w)
     http_server_drain(w->http);
     struct timeval tv = clock_timeval(w->cfg->drain_s);
     event_add(w->drain_ev, &tv);
-    struct timeval check = { 0, EXIT_CHECK_MS * 1000 };
+    struct timeval check = clock_timeval(EXIT_CHECK_MS / 1000.0);
     event_add(w->exit_ev, &check);
 }
 

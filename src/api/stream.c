@@ -440,7 +440,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         if (s->paused)
             s->last_progress_us = clock_mono_us();
         int64_t left = s->paused ? limit_us : limit_us - idle_us;
-        struct timeval tv = { (time_t)(left / 1000000), (suseconds_t)(left % 1000000) };
+        struct timeval tv = clock_timeval((double)left / 1e6);
         event_add(&s->timer, &tv);
         return;
     }

@@ -181,8 +181,7 @@ bool walk_retry(struct chat_stream *s)
     set_target(s, step.target);
     if (step.delay_us > 0) {
         stream_set_state(s, ST_BACKOFF);
-        struct timeval tv = { (time_t)(step.delay_us / 1000000),
-                              (suseconds_t)(step.delay_us % 1000000) };
+        struct timeval tv = clock_timeval((double)step.delay_us / 1e6);
         event_add(&s->retry_ev, &tv);
     } else {
         stream_start_attempt(s);

@@ -184,7 +184,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     r->ac = NULL;
     if (r->state == RS_READY) {
         r->state = RS_DOWN;
-        struct timeval now = { 0, 0 };
+        struct timeval now = clock_timeval(0);
         evtimer_add(r->retry_ev, &now);
         return;
     }
@@ -259,7 +259,7 @@ static void open_connection(struct limits_redis *r, const char *ip)
     if (r->url.db > 0)
         redisAsyncCommand(ac, on_handshake, "SELECT", "SELECT %d", r->url.db);
     redisAsyncCommand(ac, on_handshake, "SCRIPT LOAD", "SCRIPT LOAD %s", SCRIPT);
-    struct timeval tv = { 1, 0 };
+    struct timeval tv = clock_timeval(1);
     evtimer_add(r->handshake_ev, &tv);
 }
 

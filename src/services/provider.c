@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -246,7 +247,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
         evtimer_del(&pool->timer);
         return 0;
     }
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    struct timeval tv = clock_timeval(timeout_ms / 1000.0);
     evtimer_add(&pool->timer, &tv);
     return 0;
 }
@@ -615,7 +616,7 @@ void provider_release(struct provider_call *call)
     call->cb = NULL;
     call->owner = NULL;
     call->deferred = DEFER_RELEASE_EXPIRED;
-    struct timeval tv = { RELEASE_GRACE_MS / 1000, (RELEASE_GRACE_MS % 1000) * 1000 };
+    struct timeval tv = clock_timeval(RELEASE_GRACE_MS / 1000.0);
     evtimer_add(&call->ev, &tv);
     curl_easy_pause(call->easy, CURLPAUSE_CONT); /* a paused transfer could never drain */
 }
