@@ -194,7 +194,7 @@ void stream_finish_error(struct chat_stream *s, enum error_code code, const char
     walk_name_provider(s, detail, sizeof detail);
     mw_log_error(s->cid, code, detail);
     if (code != ERR_TIMEOUT && code != ERR_STREAM_SHUTTING_DOWN)
-        metrics_upstream_error(s->w->m, code);
+        metrics_upstream_error(s->w->m, error_code_name(code));
     bool timeout = code == ERR_TIMEOUT || code == ERR_UPSTREAM_TIMEOUT;
     enum outcome o = timeout ? OUTCOME_TIMEOUT : OUTCOME_ERROR;
     int status = 200;

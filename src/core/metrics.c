@@ -163,9 +163,11 @@ void metrics_tokens(struct metrics_shard *s, int64_t prompt, int64_t completion)
         add(&s->completion_tokens, (uint64_t)completion);
 }
 
-void metrics_upstream_error(struct metrics_shard *s, enum error_code code)
+void metrics_upstream_error(struct metrics_shard *s, const char *code)
 {
-    add(&s->upstream_errors[code], 1);
+    for (size_t i = 0; i < N_UPSTREAM_CODE; i++)
+        if (strcmp(upstream_codes[i], code) == 0)
+            add(&s->upstream_errors[i], 1);
 }
 
 void metrics_client_disconnect(struct metrics_shard *s)

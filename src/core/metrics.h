@@ -9,8 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "models/error.h"
-
 enum metric_route {
     ROUTE_CHAT,
     ROUTE_V1_CHAT,
@@ -59,8 +57,9 @@ void metrics_first_token(struct metrics_shard *s, double seconds);
 /* Token usage the provider reported for one stream. */
 void metrics_tokens(struct metrics_shard *s, int64_t prompt, int64_t completion);
 
-/* A provider failure ended a stream with this error code. */
-void metrics_upstream_error(struct metrics_shard *s, enum error_code code);
+/* A provider failure ended a stream with this error code (its catalogue name, e.g.
+ * "upstream_timeout"); codes that are not a provider's failure are not counted. */
+void metrics_upstream_error(struct metrics_shard *s, const char *code);
 
 /* A client went away before its stream ended. */
 void metrics_client_disconnect(struct metrics_shard *s);

@@ -32,6 +32,14 @@ static const char *const attempt_outcomes[] = { "ok", "retryable", "rate_limited
                                                 "client_error" };
 #define N_ATTEMPT_OUTCOME (sizeof attempt_outcomes / sizeof attempt_outcomes[0] + 1)
 
+/* The codes of chatd_upstream_errors_total, in the order rendered (the error
+ * catalogue's names: models/error.c). */
+static const char *const upstream_codes[] = { "upstream_unreachable",  "upstream_auth_failed",
+                                              "upstream_rate_limited", "upstream_bad_request",
+                                              "upstream_error",        "upstream_protocol_error",
+                                              "upstream_interrupted",  "upstream_timeout" };
+#define N_UPSTREAM_CODE (sizeof upstream_codes / sizeof upstream_codes[0])
+
 typedef _Atomic uint64_t counter;
 
 struct histogram_ttft {
@@ -60,7 +68,7 @@ struct metrics_shard {
     struct metrics *m; /* for its name tables */
     counter requests[ROUTE_COUNT][N_STATUS];
     counter outcomes[OUTCOME_COUNT];
-    counter upstream_errors[ERR_COUNT];
+    counter upstream_errors[N_UPSTREAM_CODE];
     counter prompt_tokens, completion_tokens, disconnects, accept_pauses;
     struct histogram_ttft ttft;
     struct histogram_dur dur;

@@ -134,17 +134,9 @@ static void render_counters(struct text *t, struct metrics *m)
         (unsigned long)SUM(m, completion_tokens));
     header(t, "chatd_upstream_errors_total", "counter",
            "Streams ended by a provider failure, by error code.");
-    for (int e = ERR_UPSTREAM_UNREACHABLE; e <= ERR_UPSTREAM_TIMEOUT; e++) {
-        if (e == ERR_UPSTREAM_TLS || e == ERR_UPSTREAM_NOT_FOUND)
-            continue; /* counted under the code they share */
-        uint64_t v = SUM(m, upstream_errors[e]);
-        if (e == ERR_UPSTREAM_UNREACHABLE)
-            v += SUM(m, upstream_errors[ERR_UPSTREAM_TLS]);
-        if (e == ERR_UPSTREAM_BAD_REQUEST)
-            v += SUM(m, upstream_errors[ERR_UPSTREAM_NOT_FOUND]);
-        put(t, "chatd_upstream_errors_total{code=\"%s\"} %lu\n", error_code_name(e),
-            (unsigned long)v);
-    }
+    for (size_t e = 0; e < N_UPSTREAM_CODE; e++)
+        put(t, "chatd_upstream_errors_total{code=\"%s\"} %lu\n", upstream_codes[e],
+            (unsigned long)SUM(m, upstream_errors[e]));
     header(t, "chatd_client_disconnects_total", "counter",
            "Clients that went away before their stream ended.");
     put(t, "chatd_client_disconnects_total %lu\n", (unsigned long)SUM(m, disconnects));

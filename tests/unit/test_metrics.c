@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "core/metrics.h"
+#include "models/error.h"
 
 /* The value of the sample line "<series> <value>", or NAN when there is none. */
 static double sample(const char *text, const char *series)
@@ -113,7 +114,7 @@ static void test_help_and_type_before_samples(void **state)
 {
     (void)state;
     struct metrics *m = metrics_new(2);
-    metrics_upstream_error(metrics_shard(m, 1), ERR_UPSTREAM_ERROR);
+    metrics_upstream_error(metrics_shard(m, 1), error_code_name(ERR_UPSTREAM_ERROR));
     metrics_upstream_attempt(metrics_shard(m, 0), "openai", "ok");
     metrics_provider_first_token(metrics_shard(m, 0), "openai", 0.1);
     metrics_breaker_state(m, "local", 1);
@@ -232,11 +233,11 @@ static void test_upstream_errors_by_code(void **state)
 {
     (void)state;
     struct metrics *m = metrics_new(2);
-    metrics_upstream_error(metrics_shard(m, 0), ERR_UPSTREAM_UNREACHABLE);
-    metrics_upstream_error(metrics_shard(m, 1), ERR_UPSTREAM_TLS);
-    metrics_upstream_error(metrics_shard(m, 0), ERR_UPSTREAM_BAD_REQUEST);
-    metrics_upstream_error(metrics_shard(m, 1), ERR_UPSTREAM_NOT_FOUND);
-    metrics_upstream_error(metrics_shard(m, 1), ERR_UPSTREAM_RATE_LIMITED);
+    metrics_upstream_error(metrics_shard(m, 0), error_code_name(ERR_UPSTREAM_UNREACHABLE));
+    metrics_upstream_error(metrics_shard(m, 1), error_code_name(ERR_UPSTREAM_TLS));
+    metrics_upstream_error(metrics_shard(m, 0), error_code_name(ERR_UPSTREAM_BAD_REQUEST));
+    metrics_upstream_error(metrics_shard(m, 1), error_code_name(ERR_UPSTREAM_NOT_FOUND));
+    metrics_upstream_error(metrics_shard(m, 1), error_code_name(ERR_UPSTREAM_RATE_LIMITED));
     char *text = render(m);
     assert_sample(text, "chatd_upstream_errors_total{code=\"upstream_unreachable\"}", 2);
     assert_sample(text, "chatd_upstream_errors_total{code=\"upstream_bad_request\"}", 2);
@@ -245,6 +246,13 @@ static void test_upstream_errors_by_code(void **state)
     /* Each code appears once, though two catalogue entries share it. */
     const char *first = strstr(text, "code=\"upstream_unreachable\"");
     assert_null(strstr(first + 1, "code=\"upstream_unreachable\""));
+    /* Every provider failure of the catalogue has its sample (metrics keeps the names). */
+    for (int e = ERR_UPSTREAM_UNREACHABLE; e <= ERR_UPSTREAM_TIMEOUT; e++) {
+        char label[80];
+        snprintf(label, sizeof label, "code=\"%s\"", error_code_name(e));
+        if (strstr(text, label) == NULL)
+            fail_msg("no chatd_upstream_errors_total sample for %s", label);
+    }
     free(text);
     metrics_free(m);
 }
