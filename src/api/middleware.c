@@ -35,12 +35,7 @@ const char *mw_cors_origin(const struct config *cfg, const struct http_request *
 {
     if (!req->origin.present || req->origin.invalid)
         return NULL;
-    if (cfg->cors_any)
-        return "*";
-    for (size_t i = 0; i < cfg->cors_origins.n; i++)
-        if (strcmp(cfg->cors_origins.items[i], req->origin.v) == 0)
-            return cfg->cors_origins.items[i];
-    return NULL;
+    return config_origin_allowed(cfg, req->origin.v);
 }
 
 size_t mw_common_headers(const struct config *cfg, const char *cid, const char *cors_origin,

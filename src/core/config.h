@@ -171,8 +171,10 @@ int config_parse_bool(const char *s, bool *out);
 /* True when model is one of ALLOWED_MODELS. */
 bool config_model_allowed(const struct config *cfg, const char *model);
 
-/* True when origin is allowed by CORS_ORIGINS (exact match, or "*"). */
-bool config_origin_allowed(const struct config *cfg, const char *origin);
+/* Whether CORS_ORIGINS allows origin (exact match, or "*"): the value for
+ * Access-Control-Allow-Origin ("*" or the configured entry, which lives as long as
+ * cfg), or NULL when it does not. */
+const char *config_origin_allowed(const struct config *cfg, const char *origin);
 
 /* Writes base_url with any user:password@ part replaced by REDACTED@. */
 void config_public_base_url(const struct config *cfg, char *out, size_t outlen);

@@ -77,14 +77,14 @@ bool config_model_allowed(const struct config *cfg, const char *model)
     return false;
 }
 
-bool config_origin_allowed(const struct config *cfg, const char *origin)
+const char *config_origin_allowed(const struct config *cfg, const char *origin)
 {
     if (cfg->cors_any)
-        return true;
+        return "*";
     for (size_t i = 0; i < cfg->cors_origins.n; i++)
         if (strcmp(cfg->cors_origins.items[i], origin) == 0)
-            return true;
-    return false;
+            return cfg->cors_origins.items[i];
+    return NULL;
 }
 
 void config_public_url(const char *u, char *out, size_t outlen)
