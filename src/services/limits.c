@@ -211,6 +211,14 @@ numbers:
     limits_fill_numbers(v, key, req_debt, tok_debt);
 }
 
+void limits_free(struct limits *l)
+{
+    if (l == NULL)
+        return;
+    limits_redis_free(l->redis);
+    free(l);
+}
+
 struct limits *limits_new(struct event_base *base, struct limits_shared *shared,
                           const struct redis_url *redis, bool fail_open)
 {
@@ -225,14 +233,6 @@ struct limits *limits_new(struct event_base *base, struct limits_shared *shared,
         return NULL;
     }
     return l;
-}
-
-void limits_free(struct limits *l)
-{
-    if (l == NULL)
-        return;
-    limits_redis_free(l->redis);
-    free(l);
 }
 
 void limits_set_hooks(struct limits *l, const struct limits_hooks *hooks)
@@ -348,24 +348,32 @@ int limits_format_duration(int64_t us, char *out, size_t outlen)
     return snprintf(out, outlen, "%s", sec);
 }
 
+/* One bucket's three headers (limit, remaining, reset) under names[0..2]; returns 3. */
+static size_t bucket_headers(struct limits_header *out, const char *const names[3], long limit,
+                             long remaining, int64_t reset_us)
+{
+    for (size_t i = 0; i < 3; i++)
+        out[i].name = names[i];
+    snprintf(out[0].value, sizeof out->value, "%ld", limit);
+    snprintf(out[1].value, sizeof out->value, "%ld", remaining);
+    limits_format_duration(reset_us, out[2].value, sizeof out->value);
+    return 3;
+}
+
 size_t limits_headers(const struct limits_verdict *v, struct limits_header *out)
 {
+    static const char *const requests[3] = { "x-ratelimit-limit-requests",
+                                             "x-ratelimit-remaining-requests",
+                                             "x-ratelimit-reset-requests" };
+    static const char *const tokens[3] = { "x-ratelimit-limit-tokens",
+                                           "x-ratelimit-remaining-tokens",
+                                           "x-ratelimit-reset-tokens" };
     size_t n = 0;
-    if (v->has_requests) {
-        out[n].name = "x-ratelimit-limit-requests";
-        snprintf(out[n++].value, sizeof out->value, "%ld", v->limit_requests);
-        out[n].name = "x-ratelimit-remaining-requests";
-        snprintf(out[n++].value, sizeof out->value, "%ld", v->remaining_requests);
-        out[n].name = "x-ratelimit-reset-requests";
-        limits_format_duration(v->reset_requests_us, out[n++].value, sizeof out->value);
-    }
-    if (v->has_tokens) {
-        out[n].name = "x-ratelimit-limit-tokens";
-        snprintf(out[n++].value, sizeof out->value, "%ld", v->limit_tokens);
-        out[n].name = "x-ratelimit-remaining-tokens";
-        snprintf(out[n++].value, sizeof out->value, "%ld", v->remaining_tokens);
-        out[n].name = "x-ratelimit-reset-tokens";
-        limits_format_duration(v->reset_tokens_us, out[n++].value, sizeof out->value);
-    }
+    if (v->has_requests)
+        n += bucket_headers(out + n, requests, v->limit_requests, v->remaining_requests,
+                            v->reset_requests_us);
+    if (v->has_tokens)
+        n += bucket_headers(out + n, tokens, v->limit_tokens, v->remaining_tokens,
+                            v->reset_tokens_us);
     return n;
 }

@@ -699,22 +699,6 @@ static int read_proxy_env(struct provider *p)
     return p->proxy_http == NULL || p->proxy_https == NULL || (*np && p->no_proxy == NULL) ? -1 : 0;
 }
 
-struct provider *provider_new(struct event_base *base, const struct config *cfg)
-{
-    struct provider *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return NULL;
-    p->base = base;
-    list_init(&p->calls);
-    /* Keep idle provider connections for reuse: one per stream that may run at once. */
-    p->max_connects = cfg->max_streams / cfg->workers + 16;
-    if (read_proxy_env(p) != 0) {
-        provider_free(p);
-        return NULL;
-    }
-    return p;
-}
-
 void provider_free(struct provider *p)
 {
     if (p == NULL)
@@ -732,4 +716,20 @@ void provider_free(struct provider *p)
     free(p->proxy_https);
     free(p->no_proxy);
     free(p);
+}
+
+struct provider *provider_new(struct event_base *base, const struct config *cfg)
+{
+    struct provider *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->base = base;
+    list_init(&p->calls);
+    /* Keep idle provider connections for reuse: one per stream that may run at once. */
+    p->max_connects = cfg->max_streams / cfg->workers + 16;
+    if (read_proxy_env(p) != 0) {
+        provider_free(p);
+        return NULL;
+    }
+    return p;
 }
