@@ -195,9 +195,9 @@ static void render_attempts(struct text *t, struct metrics *m)
     }
 }
 
-static void render_provider_ttft(struct text *t, struct metrics *m)
+/* The family name: chatd_provider_time_to_first_token_seconds. */
+static void render_provider_ttft(struct text *t, struct metrics *m, const char *name)
 {
-    const char *name = "chatd_provider_time_to_first_token_seconds";
     header(t, name, "histogram", "Seconds from a request to its first token, by provider.");
     int n = names_count(&m->providers);
     for (int k = 0; k <= n; k++) {
@@ -225,7 +225,7 @@ static void render_routing(struct text *t, struct metrics *m)
     labelled_counter(t, m, "chatd_upstream_fallbacks_total",
                      "Requests that left a provider for the next target, by the one left.",
                      "provider", &m->providers, offsetof(struct metrics_shard, fallbacks));
-    render_provider_ttft(t, m);
+    render_provider_ttft(t, m, "chatd_provider_time_to_first_token_seconds");
     header(t, "chatd_breaker_state", "gauge",
            "Circuit breaker per provider: 0 closed, 1 open, 2 half-open.");
     int n = names_count(&m->providers);
