@@ -63,7 +63,7 @@ static int fail(struct chat_request_error *err, const char *field, const char *t
     return -EINVAL;
 }
 
-static const char *type_name(const json_t *v)
+const char *chat_request_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -89,7 +89,7 @@ static int check_message(json_t *root, struct chat_request *req, struct chat_req
                     "The field \"message\" is missing");
     if (!json_is_string(m))
         return fail(err, "message", "Send the message as a JSON string", MESSAGE_RULE,
-                    "The field \"message\" is %s, not a string", type_name(m));
+                    "The field \"message\" is %s, not a string", chat_request_type_name(m));
     req->message = json_string_value(m);
     req->message_len = json_string_length(m);
     req->message_chars = chat_utf8_chars(req->message, req->message_len);
@@ -116,7 +116,8 @@ static int check_turn(json_t *t, size_t i, struct chat_request_error *err)
     snprintf(f, sizeof err->field_buf, "history[%zu]", i);
     if (!json_is_object(t))
         return fail(err, f, "Send each turn as an object with \"role\" and \"content\"",
-                    HISTORY_RULE, "The field \"%s\" is %s, not an object", f, type_name(t));
+                    HISTORY_RULE, "The field \"%s\" is %s, not an object", f,
+                    chat_request_type_name(t));
     json_t *role = json_object_get(t, "role"), *content = json_object_get(t, "content");
     const char *r = json_is_string(role) ? json_string_value(role) : "";
     snprintf(f, sizeof err->field_buf, "history[%zu].role", i);
@@ -128,7 +129,7 @@ static int check_turn(json_t *t, size_t i, struct chat_request_error *err)
     if (!json_is_string(content))
         return fail(err, f, "Send the turn's text as a string", HISTORY_RULE,
                     "The field \"%s\" is %s, not a string", f,
-                    content ? type_name(content) : "missing");
+                    content ? chat_request_type_name(content) : "missing");
     size_t len = json_string_length(content);
     size_t chars = chat_utf8_chars(json_string_value(content), len);
     if (len == 0)
@@ -147,7 +148,8 @@ static int check_history(json_t *root, struct chat_request *req, struct chat_req
         return 0;
     if (!json_is_array(h))
         return fail(err, "history", "Send the history as a JSON array, or leave it out",
-                    HISTORY_RULE, "The field \"history\" is %s, not an array", type_name(h));
+                    HISTORY_RULE, "The field \"history\" is %s, not an array",
+                    chat_request_type_name(h));
     if (json_array_size(h) > CHAT_MAX_HISTORY)
         return fail(err, "history", "Send only the last 100 turns", HISTORY_RULE,
                     "The field \"history\" has %zu turns", json_array_size(h));
@@ -177,7 +179,7 @@ static int check_model(json_t *root, const struct config *cfg, struct chat_reque
     list_models(cfg, allowed, sizeof allowed);
     if (!json_is_string(m))
         return fail(err, "model", "Send the model name as a string, or leave \"model\" out",
-                    allowed, "The field \"model\" is %s, not a string", type_name(m));
+                    allowed, "The field \"model\" is %s, not a string", chat_request_type_name(m));
     const char *name = json_string_value(m);
     if (!config_model_allowed(cfg, name)) {
         char shown[68];
@@ -218,7 +220,7 @@ static int check_max_tokens(json_t *root, const struct config *cfg, struct chat_
                                  * bits; the caller checked it was written as one */
     else
         return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %s, not an integer",
-                    type_name(t));
+                    chat_request_type_name(t));
     if (v < 1 || v > cfg->max_tokens)
         return fail(err, "max_tokens", todo, rule, "The field \"max_tokens\" is %.0f, out of range",
                     v);
@@ -304,7 +306,7 @@ int chat_request_parse(const char *body, size_t len, const struct config *cfg,
     if (!json_is_object(root)) {
         rc = fail(err, "body", "Send a JSON object such as {\"message\": \"Hello\"}",
                   "POST /chat takes a JSON object with a \"message\" string",
-                  "The request body is %s, not a JSON object", type_name(root));
+                  "The request body is %s, not a JSON object", chat_request_type_name(root));
     } else if ((rc = check_message(root, req, err)) == 0 &&
                (rc = check_model(root, cfg, req, err)) == 0) {
         if ((rc = check_max_tokens(root, cfg, req, ints_as_reals, err)) == 0)

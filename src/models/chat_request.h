@@ -49,6 +49,12 @@ bool chat_json_oom(void);
 /* Frees what req owns. */
 void chat_request_free(struct chat_request *req);
 
+struct json_t;
+
+/* How a validation error names v's JSON type: "an object", "an array", "a string",
+ * "an integer", "a number with a fraction", "a boolean" or "null". */
+const char *chat_request_type_name(const struct json_t *v);
+
 /* Counts the code points of valid UTF-8 text. */
 size_t chat_utf8_chars(const char *s, size_t len);
 

@@ -31,18 +31,10 @@ static int fail(struct v1_request_error *err, const char *param, const char *why
     return -EINVAL;
 }
 
+/* As chat_request_type_name, but a number with a fraction is "a number". */
 static const char *type_name(const json_t *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
+    return json_is_real(v) ? "a number" : chat_request_type_name(v);
 }
 
 static bool valid_role(const char *r)
