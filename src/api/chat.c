@@ -91,12 +91,7 @@ static int chat_error_answer(struct chat_stream *s, enum error_code code, const 
     int status = code == ERR_TIMEOUT ? 504 : 500;
     char body[2048];
     size_t len = error_json_body(body, sizeof body, code, detail, s->cid);
-    struct http_header h[STREAM_MAX_HEADERS];
-    size_t n = 0;
-    h[n++] = (struct http_header){ "Content-Type", "application/json" };
-    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    n = stream_headers(s, h, n);
-    http_respond(s->conn, status, h, n, body, len);
+    stream_respond_json(s, status, NULL, body, len);
     return status;
 }
 

@@ -73,12 +73,7 @@ static void v1_completed_json(struct chat_stream *s, struct buf *out)
         s->completion_tokens = json_integer_value(json_object_get(u, "completion_tokens"));
     }
     json_decref(root);
-    struct http_header h[STREAM_MAX_HEADERS];
-    size_t n = 0;
-    h[n++] = (struct http_header){ "Content-Type", "application/json" };
-    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    n = stream_headers(s, h, n);
-    http_respond(s->conn, 200, h, n, s->body.p ? s->body.p : "", s->body.len);
+    stream_respond_json(s, 200, NULL, s->body.p ? s->body.p : "", s->body.len);
 }
 
 /* The status a failure gets on /v1 before the answer began. */
@@ -108,17 +103,11 @@ static int v1_error_answer(struct chat_stream *s, enum error_code code, const ch
     int status = v1_status(s, code);
     char body[4096], retry[24];
     size_t len = error_openai_body(body, sizeof body, code, status, detail, NULL);
-    struct http_header h[STREAM_MAX_HEADERS];
-    size_t n = 0;
-    h[n++] = (struct http_header){ "Content-Type", "application/json" };
-    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    if (status == 429 || status == 503) {
+    bool again = status == 429 || status == 503; /* the client may retry: say when */
+    if (again)
         snprintf(retry, sizeof retry, "%ld",
                  s->retry_after_ms > 0 ? (s->retry_after_ms + 999) / 1000 : 1);
-        h[n++] = (struct http_header){ "Retry-After", retry };
-    }
-    n = stream_headers(s, h, n);
-    http_respond(s->conn, status, h, n, body, len);
+    stream_respond_json(s, status, again ? retry : NULL, body, len);
     return status;
 }
 

@@ -61,6 +61,19 @@ size_t stream_headers(const struct chat_stream *s, struct http_header *h, size_t
     return n;
 }
 
+void stream_respond_json(struct chat_stream *s, int status, const char *retry_after,
+                         const char *body, size_t len)
+{
+    struct http_header h[STREAM_MAX_HEADERS];
+    size_t n = 0;
+    h[n++] = (struct http_header){ "Content-Type", "application/json" };
+    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
+    if (retry_after != NULL)
+        h[n++] = (struct http_header){ "Retry-After", retry_after };
+    n = stream_headers(s, h, n);
+    http_respond(s->conn, status, h, n, body, len);
+}
+
 void stream_send_headers(struct chat_stream *s)
 {
     assert(!s->headers_sent && s->conn != NULL);

@@ -135,6 +135,11 @@ size_t stream_headers(const struct chat_stream *s, struct http_header *h, size_t
 
 #define STREAM_MAX_HEADERS (MW_MAX_HEADERS + LIMITS_MAX_HEADERS + 4)
 
+/* Answers whole with a JSON body: Content-Type application/json, Cache-Control
+ * no-store, Retry-After when retry_after is not NULL, and the stream's headers. */
+void stream_respond_json(struct chat_stream *s, int status, const char *retry_after,
+                         const char *body, size_t len);
+
 /* Writes the SSE response headers (200, text/event-stream) once. */
 void stream_send_headers(struct chat_stream *s);
 

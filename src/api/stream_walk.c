@@ -225,14 +225,7 @@ static void refuse(struct chat_stream *s, enum error_code code, const char *retr
     size_t len = s->enc->route == ROUTE_V1_CHAT
                      ? error_openai_body(body, sizeof body, code, status, detail, NULL)
                      : error_json_body(body, sizeof body, code, detail, s->cid);
-    struct http_header h[STREAM_MAX_HEADERS];
-    size_t n = 0;
-    h[n++] = (struct http_header){ "Content-Type", "application/json" };
-    h[n++] = (struct http_header){ "Cache-Control", "no-store" };
-    if (retry_after != NULL)
-        h[n++] = (struct http_header){ "Retry-After", retry_after };
-    n = stream_headers(s, h, n);
-    http_respond(s->conn, status, h, n, body, len);
+    stream_respond_json(s, status, retry_after, body, len);
     stream_finish(s, OUTCOME_ERROR, status);
 }
 
