@@ -111,25 +111,16 @@ static int v1_error_answer(struct chat_stream *s, enum error_code code, const ch
     return status;
 }
 
-static const struct stream_encoder v1_sse_encoder = {
-    .route = ROUTE_V1_CHAT,
-    .sse = true,
-    .request_body = v1_body,
-    .event = v1_event,
-    .completed = v1_completed_sse,
-    .error_event = v1_error_event,
-    .error_answer = v1_error_answer,
-};
+/* The two /v1 encoders differ in the answer's form and how it completes. */
+#define V1_ENCODER(is_sse, on_completed)                                                     \
+    {                                                                                        \
+        .route = ROUTE_V1_CHAT, .sse = (is_sse), .request_body = v1_body, .event = v1_event, \
+        .completed = (on_completed), .error_event = v1_error_event,                          \
+        .error_answer = v1_error_answer                                                      \
+    }
 
-static const struct stream_encoder v1_json_encoder = {
-    .route = ROUTE_V1_CHAT,
-    .sse = false,
-    .request_body = v1_body,
-    .event = v1_event,
-    .completed = v1_completed_json,
-    .error_event = v1_error_event,
-    .error_answer = v1_error_answer,
-};
+static const struct stream_encoder v1_sse_encoder = V1_ENCODER(true, v1_completed_sse);
+static const struct stream_encoder v1_json_encoder = V1_ENCODER(false, v1_completed_json);
 
 static void fill(struct chat_stream *s, void *arg)
 {
