@@ -105,15 +105,6 @@ static const struct stream_encoder chat_encoder = {
     .error_answer = chat_error_answer,
 };
 
-static void fill(struct chat_stream *s, void *arg)
-{
-    const struct chat_request *creq = arg;
-    s->message = creq->message;
-    s->message_len = creq->message_len;
-    s->max_tokens = creq->max_tokens;
-    s->chat_history = creq->history;
-}
-
 void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
                 const struct key_conf *key)
 {
@@ -135,7 +126,11 @@ void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
         return;
     }
     /* The stream takes the parsed body over; the strings creq points at live in it. */
-    stream_start(w, c, req, key, &chat_encoder, creq.root, creq.model, fill, &creq);
+    struct stream_input in = { .message = creq.message,
+                               .message_len = creq.message_len,
+                               .max_tokens = creq.max_tokens,
+                               .chat_history = creq.history };
+    stream_start(w, c, req, key, &chat_encoder, creq.root, creq.model, &in);
 }
 
 void chat_abort_all(struct worker *w, enum error_code code)

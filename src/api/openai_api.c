@@ -122,14 +122,6 @@ static int v1_error_answer(struct chat_stream *s, enum error_code code, const ch
 static const struct stream_encoder v1_sse_encoder = V1_ENCODER(true, v1_completed_sse);
 static const struct stream_encoder v1_json_encoder = V1_ENCODER(false, v1_completed_json);
 
-static void fill(struct chat_stream *s, void *arg)
-{
-    const struct v1_request *r = arg;
-    s->client_usage = r->client_usage;
-    s->message = r->last_text;
-    s->message_len = r->last_text_len;
-}
-
 void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
                    const struct key_conf *key)
 {
@@ -162,8 +154,10 @@ void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *r
         v1_request_free(&r);
         return;
     }
-    stream_start(w, c, req, key, r.stream ? &v1_sse_encoder : &v1_json_encoder, r.root, model, fill,
-                 &r);
+    struct stream_input in = { .message = r.last_text,
+                               .message_len = r.last_text_len,
+                               .client_usage = r.client_usage };
+    stream_start(w, c, req, key, r.stream ? &v1_sse_encoder : &v1_json_encoder, r.root, model, &in);
 }
 
 void v1_models(struct worker *w, struct http_conn *c, struct http_request *req,

@@ -485,7 +485,7 @@ static const struct http_owner_ops owner_ops = { .on_client_gone = on_client_gon
 
 void stream_start(struct worker *w, struct http_conn *c, struct http_request *req,
                   const struct key_conf *key, const struct stream_encoder *enc, void *root,
-                  const char *model, void (*fill)(struct chat_stream *s, void *arg), void *arg)
+                  const char *model, const struct stream_input *in)
 {
     if (metrics_stream_acquire(w->metrics, w->cfg->max_streams) != 0) {
         json_decref(root);
@@ -511,7 +511,11 @@ void stream_start(struct worker *w, struct http_conn *c, struct http_request *re
     s->timeout_tv = w->timeout_tv;
     s->key = key;
     s->mc = config_find_model(s->cfg, model);
-    fill(s, arg);
+    s->message = in->message;
+    s->message_len = in->message_len;
+    s->max_tokens = in->max_tokens;
+    s->chat_history = in->chat_history;
+    s->client_usage = in->client_usage;
     evtimer_assign(&s->timer, w->base, on_timer, s);
     evtimer_assign(&s->retry_ev, w->base, walk_on_retry_timer, s);
     list_insert_head(&w->streams, &s->link);

@@ -118,12 +118,21 @@ struct chat_stream {
     size_t content_events;
 };
 
+/* What a wire format read from the request beyond root and model (pointers into root). */
+struct stream_input {
+    const char *message; /* a text the provider must not quote back (error summaries) */
+    size_t message_len;
+    int max_tokens;           /* /chat */
+    const void *chat_history; /* /chat: the "history" array inside root, or NULL */
+    bool client_usage;        /* /v1: the client asked for the usage chunk */
+};
+
 /* Starts a stream for a validated request: takes over root (a json_t), counts it
  * against MAX_CONCURRENT_STREAMS and sends the first attempt; on failure answers
- * with an error itself. The encoder's fields of the stream are filled by fill. */
+ * with an error itself. in is copied. */
 void stream_start(struct worker *w, struct http_conn *c, struct http_request *req,
                   const struct key_conf *key, const struct stream_encoder *enc, void *root,
-                  const char *model, void (*fill)(struct chat_stream *s, void *arg), void *arg);
+                  const char *model, const struct stream_input *in);
 
 /* True when key may use model; else answers 403 forbidden (param "model"). */
 bool stream_key_allows(struct worker *w, struct http_conn *c, struct http_request *req,
