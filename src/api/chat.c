@@ -132,8 +132,3 @@ void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
                                .chat_history = creq.history };
     stream_start(w, c, req, key, &chat_encoder, creq.root, creq.model, &in);
 }
-
-void chat_abort_all(struct worker *w, enum error_code code)
-{
-    stream_abort_all(w, code);
-}

@@ -1,13 +1,10 @@
-/* chat: POST /chat. Each request becomes one struct chat_stream that owns all it
- * holds — the provider transfer, the SSE parser, its timers, the event encoder —
- * and moves VALIDATED → WAITING_FIRST_TOKEN → STREAMING → FINISHED. Every way a
- * stream can end goes through one finish function that writes the final event
- * (when the client is still there), logs response_complete and frees it once. */
+/* chat: POST /chat, chatd's own wire format on the shared stream machine
+ * (stream.h): a message with optional history in, numbered content events and
+ * one final event out. */
 #ifndef CHATD_CHAT_H
 #define CHATD_CHAT_H
 
 #include "api/http.h"
-#include "models/error.h"
 
 struct worker;
 struct key_conf;
@@ -16,8 +13,5 @@ struct key_conf;
  * the caller's client key (NULL when client auth is off). */
 void chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
                 const struct key_conf *key);
-
-/* Ends every open stream of the worker now with a final event for code. */
-void chat_abort_all(struct worker *w, enum error_code code);
 
 #endif

@@ -8,13 +8,13 @@
 struct worker;
 struct key_conf;
 
+/* Answers GET /v1/models with the models the caller (key) may use. */
+void v1_models(struct worker *w, struct http_conn *c, struct http_request *req,
+               const struct key_conf *key);
+
 /* Validates the request and starts its stream, or answers with an OpenAI error.
  * key is the caller's client key (NULL when client auth is off). */
 void v1_chat_start(struct worker *w, struct http_conn *c, struct http_request *req,
                    const struct key_conf *key);
-
-/* Answers GET /v1/models with the models the caller (key) may use. */
-void v1_models(struct worker *w, struct http_conn *c, struct http_request *req,
-               const struct key_conf *key);
 
 #endif

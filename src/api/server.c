@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/chat.h"
+#include "api/stream.h"
 #include "api/http.h"
 #include "api/routes.h"
 #include "api/worker.h"
@@ -212,7 +212,7 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
         return;
     }
     w->drain_expired = true;
-    chat_abort_all(w, ERR_STREAM_SHUTTING_DOWN);
+    stream_abort_all(w, ERR_STREAM_SHUTTING_DOWN);
     /* Give the final events a moment to reach clients, then stop regardless of
      * connections that still hold a partial request or an unread answer. */
     struct timeval grace = clock_timeval(DRAIN_GRACE_SECONDS);
