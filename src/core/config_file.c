@@ -126,6 +126,34 @@ static int check_name(struct jctx *j, const char *path, const char *name)
                 name);
 }
 
+/* The start every entry of providers, models and keys shares: obj is an object
+ * (else not_object is the complaint) with only the allowed fields and a "name"
+ * string. Writes "<list>[i]" to path (64 bytes). */
+static int entry_start(struct jctx *j, json_t *obj, const char *list, size_t i,
+                       const char *const *fields, const char *not_object, char *path,
+                       const char **name)
+{
+    snprintf(path, 64, "%s[%zu]", list, i);
+    if (!json_is_object(obj))
+        return fail(j, path, "%s", not_object);
+    int rc = only_fields(j, path, obj, fields);
+    return rc ? rc : get_str(j, path, obj, "name", true, name);
+}
+
+/* Fails when an earlier entry of list (entries: its array, whose elements of size
+ * stride begin with their name, a char *) already has name. what names one entry,
+ * why says why names must differ and what to do. */
+static int entry_unique(struct jctx *j, const char *at, const char *what, const char *list,
+                        const void *entries, size_t stride, size_t i, const char *name,
+                        const char *why)
+{
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(*(char *const *)((const char *)entries + k * stride), name) == 0)
+            return fail(j, at, "the %s name \"%.64s\" is used twice (also %s[%zu]). %s " FIX_FILE,
+                        what, name, list, k, why);
+    return 0;
+}
+
 /* ---- providers ------------------------------------------------------------------------ */
 
 static bool header_name_ok(const char *s)
@@ -276,24 +304,17 @@ static int parse_provider(struct jctx *j, json_t *obj, size_t i)
     char path[64], at[96];
     const char *name, *url;
     int rc;
-    snprintf(path, sizeof path, "providers[%zu]", i);
-    if (!json_is_object(obj))
-        return fail(
-            j, path,
-            "a provider must be an object. It gives a name and a base_url. Write it as "
-            "{\"name\": \"openai\", \"base_url\": \"https://api.openai.com/v1\"}. " FIX_FILE);
-    if ((rc = only_fields(j, path, obj, fields)) ||
-        (rc = get_str(j, path, obj, "name", true, &name)))
+    if ((rc = entry_start(j, obj, "providers", i, fields,
+                          "a provider must be an object. It gives a name and a base_url. Write "
+                          "it as {\"name\": \"openai\", \"base_url\": "
+                          "\"https://api.openai.com/v1\"}. " FIX_FILE,
+                          path, &name)))
         return rc;
     snprintf(at, sizeof at, "%s.name", path);
-    if ((rc = check_name(j, at, name)))
+    if ((rc = check_name(j, at, name)) ||
+        (rc = entry_unique(j, at, "provider", "providers", j->cfg->providers, sizeof *p, i, name,
+                           "Targets name providers, so names must be unique. Rename one.")))
         return rc;
-    for (size_t k = 0; k < i; k++)
-        if (strcmp(j->cfg->providers[k].name, name) == 0)
-            return fail(j, at,
-                        "the provider name \"%s\" is used twice (also providers[%zu]). Targets "
-                        "name providers, so names must be unique. Rename one. " FIX_FILE,
-                        name, k);
     if ((p->name = strdup(name)) == NULL)
         return -ENOMEM;
     if ((rc = get_str(j, path, obj, "base_url", true, &url)))
@@ -362,13 +383,10 @@ static int parse_model(struct jctx *j, json_t *obj, size_t i)
     const char *name;
     json_t *targets;
     int rc;
-    snprintf(path, sizeof path, "models[%zu]", i);
-    if (!json_is_object(obj))
-        return fail(j, path,
-                    "a model must be an object. It gives a name clients use and its targets. "
-                    "Write it as {\"name\": …, \"targets\": […]}. " FIX_FILE);
-    if ((rc = only_fields(j, path, obj, fields)) ||
-        (rc = get_str(j, path, obj, "name", true, &name)))
+    if ((rc = entry_start(j, obj, "models", i, fields,
+                          "a model must be an object. It gives a name clients use and its "
+                          "targets. Write it as {\"name\": …, \"targets\": […]}. " FIX_FILE,
+                          path, &name)))
         return rc;
     snprintf(at, sizeof at, "%s.name", path);
     if (!config_model_name_ok(name))
@@ -376,13 +394,10 @@ static int parse_model(struct jctx *j, json_t *obj, size_t i)
                     "\"%.64s\" is not a valid model name. Model names have no spaces, quotes or "
                     "control characters and are at most 256 characters. Rename it. " FIX_FILE,
                     name);
-    for (size_t k = 0; k < i; k++)
-        if (strcmp(j->cfg->models[k].name, name) == 0)
-            return fail(j, at,
-                        "the model name \"%.64s\" is used twice (also models[%zu]). A request "
-                        "names one model, so names must be unique. Merge their targets into "
-                        "one entry. " FIX_FILE,
-                        name, k);
+    if ((rc = entry_unique(j, at, "model", "models", j->cfg->models, sizeof *m, i, name,
+                           "A request names one model, so names must be unique. Merge their "
+                           "targets into one entry.")))
+        return rc;
     if ((m->name = strdup(name)) == NULL)
         return -ENOMEM;
     if ((rc = get_array(j, path, obj, "targets", true, &targets)))
@@ -457,23 +472,17 @@ static int parse_key(struct jctx *j, json_t *obj, size_t i)
     char path[64], at[96];
     const char *name, *hex;
     int rc;
-    snprintf(path, sizeof path, "keys[%zu]", i);
-    if (!json_is_object(obj))
-        return fail(j, path,
-                    "a key must be an object. It gives a name and the key's SHA-256. Write it "
-                    "as {\"name\": …, \"sha256\": …}. " FIX_FILE);
-    if ((rc = only_fields(j, path, obj, fields)) ||
-        (rc = get_str(j, path, obj, "name", true, &name)))
+    if ((rc = entry_start(j, obj, "keys", i, fields,
+                          "a key must be an object. It gives a name and the key's SHA-256. "
+                          "Write it as {\"name\": …, \"sha256\": …}. " FIX_FILE,
+                          path, &name)))
         return rc;
     snprintf(at, sizeof at, "%s.name", path);
-    if ((rc = check_name(j, at, name)))
+    if ((rc = check_name(j, at, name)) ||
+        (rc = entry_unique(j, at, "key", "keys", j->cfg->keys, sizeof *k, i, name,
+                           "Logs and metrics name keys by name, so names must be unique. "
+                           "Rename one.")))
         return rc;
-    for (size_t o = 0; o < i; o++)
-        if (strcmp(j->cfg->keys[o].name, name) == 0)
-            return fail(j, at,
-                        "the key name \"%s\" is used twice (also keys[%zu]). Logs and metrics "
-                        "name keys by name, so names must be unique. Rename one. " FIX_FILE,
-                        name, o);
     if ((k->name = strdup(name)) == NULL)
         return -ENOMEM;
     if ((rc = get_str(j, path, obj, "sha256", true, &hex)))
