@@ -46,14 +46,18 @@ bool config_has_ctl_or_space(const char *s)
     return false;
 }
 
+/* What follows "https://" or "http://" in u, or NULL for another scheme. */
+static const char *after_http_scheme(const char *u)
+{
+    return strncmp(u, "https://", 8) == 0 ? u + 8 : strncmp(u, "http://", 7) == 0 ? u + 7 : NULL;
+}
+
 bool config_base_url_ok(char *v)
 {
     size_t n = strlen(v);
     while (n > 0 && v[n - 1] == '/')
         v[--n] = '\0';
-    const char *rest = strncmp(v, "https://", 8) == 0  ? v + 8
-                       : strncmp(v, "http://", 7) == 0 ? v + 7
-                                                       : NULL;
+    const char *rest = after_http_scheme(v);
     return rest != NULL && *rest != '\0' && *rest != '/' && !config_has_ctl_or_space(v) &&
            strpbrk(v, "?#") == NULL && n <= 2048;
 }
@@ -261,9 +265,7 @@ static int check_host(struct config_ctx *c)
 
 static bool valid_origin(const char *o)
 {
-    const char *rest = strncmp(o, "https://", 8) == 0  ? o + 8
-                       : strncmp(o, "http://", 7) == 0 ? o + 7
-                                                       : NULL;
+    const char *rest = after_http_scheme(o);
     return rest != NULL && *rest != '\0' && strchr(rest, '/') == NULL &&
            !config_has_ctl_or_space(o) && strlen(o) <= 255;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/jscan.h"
 #include "core/config_internal.h"
 
 #define FIX_FILE  "Fix the file, then start chatd again (or send it SIGHUP)."
@@ -415,14 +416,6 @@ static int parse_model(struct jctx *j, json_t *obj, size_t i)
 
 /* ---- client keys -------------------------------------------------------------------------- */
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 static int parse_limit(struct jctx *j, const char *path, json_t *obj, const char *field, long *out)
 {
     json_t *v = json_object_get(obj, field);
@@ -490,7 +483,8 @@ static int parse_key(struct jctx *j, json_t *obj, size_t i)
     snprintf(at, sizeof at, "%s.sha256", path);
     bool ok = strlen(hex) == 64;
     for (size_t b = 0; ok && b < 32; b++) {
-        int hi = hex_digit(hex[2 * b]), lo = hex_digit(hex[2 * b + 1]);
+        int hi = jscan_hex_digit((unsigned char)hex[2 * b]),
+            lo = jscan_hex_digit((unsigned char)hex[2 * b + 1]);
         ok = hi >= 0 && lo >= 0;
         k->sha256[b] = (unsigned char)(hi * 16 + lo);
     }

@@ -32,6 +32,9 @@ struct jstr {
 /* Starts scanning text[0..len). */
 void jscan_init(struct jscan *s, const char *text, size_t len);
 
+/* The value of a hexadecimal digit (either case), or -1 for any other character. */
+int jscan_hex_digit(int c);
+
 /* The first character of the next value ('{', '[', '"', 'n', 't', 'f', '-' or a
  * digit), after white space; 0 at the end of the input. */
 char jscan_peek(struct jscan *s);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jscan.h"
 #include "services/limits.h"
 
 #define FIX " Use redis://[:password@]host:port[/db] or unix:///path/to/redis.sock[?db=N]."
@@ -15,17 +16,6 @@ static int fail(char *err, size_t errlen, const char *what)
     if (errlen > 0)
         snprintf(err, errlen, "REDIS_URL is not valid: %s.%s", what, FIX);
     return -EINVAL;
-}
-
-static int hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Copies s[0..n) percent-decoded into out; -1 when it does not fit, holds a bad
@@ -38,7 +28,7 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+            int hi = jscan_hex_digit(s[i + 1]), lo = jscan_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = hi * 16 + lo;
@@ -115,7 +105,7 @@ static int parse_host(const char *p, const char *end, struct redis_url *out, cha
         if (rb == NULL || rb == p + 1 || (size_t)(rb - p - 1) >= sizeof out->host)
             return fail(err, errlen, "the IPv6 address in brackets is not closed or empty");
         for (const char *c = p + 1; c < rb; c++)
-            if (hex(*c) < 0 && *c != ':' && *c != '.')
+            if (jscan_hex_digit(*c) < 0 && *c != ':' && *c != '.')
                 return fail(err, errlen, "the IPv6 address has a character not allowed in one");
         memcpy(out->host, p + 1, (size_t)(rb - p - 1));
         out->host[rb - p - 1] = '\0';
