@@ -193,7 +193,7 @@ int jscan_integer(struct jscan *s, long long *out)
     return 1;
 }
 
-static bool literal(struct jscan *s, const char *word)
+bool jscan_literal(struct jscan *s, const char *word)
 {
     size_t n = strlen(word);
     if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
@@ -205,7 +205,7 @@ static bool literal(struct jscan *s, const char *word)
 bool jscan_null(struct jscan *s)
 {
     skip_ws(s);
-    return literal(s, "null");
+    return jscan_literal(s, "null");
 }
 
 /* Enters or leaves a container, bounding the nesting. */
@@ -282,9 +282,9 @@ int jscan_skip(struct jscan *s)
                 return -1;
         return rc;
     case '"': return jscan_string(s, &str);
-    case 't': return literal(s, "true") ? 0 : -1;
-    case 'f': return literal(s, "false") ? 0 : -1;
-    case 'n': return literal(s, "null") ? 0 : -1;
+    case 't': return jscan_literal(s, "true") ? 0 : -1;
+    case 'f': return jscan_literal(s, "false") ? 0 : -1;
+    case 'n': return jscan_literal(s, "null") ? 0 : -1;
     default: return jscan_integer(s, &i) < 0 ? -1 : 0;
     }
 }

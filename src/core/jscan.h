@@ -32,6 +32,9 @@ struct jstr {
 /* Starts scanning text[0..len). */
 void jscan_init(struct jscan *s, const char *text, size_t len);
 
+/* Consumes word when the input goes on with exactly it; else consumes nothing, false. */
+bool jscan_literal(struct jscan *s, const char *word);
+
 /* The value of a hexadecimal digit (either case), or -1 for any other character. */
 int jscan_hex_digit(int c);
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jscan.h"
+
 /* ---- classification ---------------------------------------------------------------- */
 
 const char *router_outcome_name(enum router_outcome o)
@@ -38,21 +40,9 @@ enum router_outcome router_classify(long http_status, long retry_after_ms)
 
 /* ---- Retry-After ------------------------------------------------------------------- */
 
-struct cursor {
-    const char *p, *end;
-};
-
-static bool lit(struct cursor *c, const char *s)
-{
-    size_t n = strlen(s);
-    if ((size_t)(c->end - c->p) < n || memcmp(c->p, s, n) != 0)
-        return false;
-    c->p += n;
-    return true;
-}
-
+/* The dates are read with core's byte cursor (struct jscan: p, end). */
 /* Exactly `digits` decimal digits. */
-static bool num(struct cursor *c, int digits, int *out)
+static bool num(struct jscan *c, int digits, int *out)
 {
     int v = 0;
     for (int i = 0; i < digits; i++, c->p++) {
@@ -64,33 +54,34 @@ static bool num(struct cursor *c, int digits, int *out)
     return true;
 }
 
-static bool month(struct cursor *c, int *m)
+static bool month(struct jscan *c, int *m)
 {
     static const char *const names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
     for (int i = 0; i < 12; i++)
-        if (lit(c, names[i])) {
+        if (jscan_literal(c, names[i])) {
             *m = i + 1;
             return true;
         }
     return false;
 }
 
-static bool day_name(struct cursor *c, bool long_form)
+static bool day_name(struct jscan *c, bool long_form)
 {
     static const char *const names[] = { "Monday", "Tuesday",  "Wednesday", "Thursday",
                                          "Friday", "Saturday", "Sunday" };
     for (int i = 0; i < 7; i++) {
         char shortname[4] = { names[i][0], names[i][1], names[i][2], '\0' };
-        if (lit(c, long_form ? names[i] : shortname))
+        if (jscan_literal(c, long_form ? names[i] : shortname))
             return true;
     }
     return false;
 }
 
-static bool hms(struct cursor *c, int t[3])
+static bool hms(struct jscan *c, int t[3])
 {
-    return num(c, 2, &t[0]) && lit(c, ":") && num(c, 2, &t[1]) && lit(c, ":") && num(c, 2, &t[2]);
+    return num(c, 2, &t[0]) && jscan_literal(c, ":") && num(c, 2, &t[1]) && jscan_literal(c, ":") &&
+           num(c, 2, &t[2]);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
@@ -115,22 +106,23 @@ static int days_in_month(int y, int m)
 static bool http_date(const char *p, const char *end, int64_t *out)
 {
     int y, m, d, t[3];
-    struct cursor c = { p, end };
-    bool ok = day_name(&c, false) && lit(&c, ", ") && num(&c, 2, &d) && lit(&c, " ") &&
-              month(&c, &m) && lit(&c, " ") && num(&c, 4, &y) && lit(&c, " ") && hms(&c, t) &&
-              lit(&c, " GMT");
+    struct jscan c;
+    jscan_init(&c, p, (size_t)(end - p));
+    bool ok = day_name(&c, false) && jscan_literal(&c, ", ") && num(&c, 2, &d) &&
+              jscan_literal(&c, " ") && month(&c, &m) && jscan_literal(&c, " ") && num(&c, 4, &y) &&
+              jscan_literal(&c, " ") && hms(&c, t) && jscan_literal(&c, " GMT");
     if (!ok) {
-        c = (struct cursor){ p, end };
-        ok = day_name(&c, true) && lit(&c, ", ") && num(&c, 2, &d) && lit(&c, "-") &&
-             month(&c, &m) && lit(&c, "-") && num(&c, 2, &y) && lit(&c, " ") && hms(&c, t) &&
-             lit(&c, " GMT");
+        jscan_init(&c, p, (size_t)(end - p));
+        ok = day_name(&c, true) && jscan_literal(&c, ", ") && num(&c, 2, &d) &&
+             jscan_literal(&c, "-") && month(&c, &m) && jscan_literal(&c, "-") && num(&c, 2, &y) &&
+             jscan_literal(&c, " ") && hms(&c, t) && jscan_literal(&c, " GMT");
         y += y < 70 ? 2000 : 1900;
     }
     if (!ok) {
-        c = (struct cursor){ p, end };
-        ok = day_name(&c, false) && lit(&c, " ") && month(&c, &m) && lit(&c, " ") &&
-             (lit(&c, " ") ? num(&c, 1, &d) : num(&c, 2, &d)) && lit(&c, " ") && hms(&c, t) &&
-             lit(&c, " ") && num(&c, 4, &y);
+        jscan_init(&c, p, (size_t)(end - p));
+        ok = day_name(&c, false) && jscan_literal(&c, " ") && month(&c, &m) &&
+             jscan_literal(&c, " ") && (jscan_literal(&c, " ") ? num(&c, 1, &d) : num(&c, 2, &d)) &&
+             jscan_literal(&c, " ") && hms(&c, t) && jscan_literal(&c, " ") && num(&c, 4, &y);
     }
     if (!ok || c.p != end || d < 1 || d > days_in_month(y, m) || t[0] > 23 || t[1] > 59 ||
         t[2] > 60)
