@@ -621,12 +621,6 @@ void provider_release(struct provider_call *call)
     curl_easy_pause(call->easy, CURLPAUSE_CONT); /* a paused transfer could never drain */
 }
 
-void provider_pause(struct provider_call *call)
-{
-    assert(call->p->in_callback == 0); /* inside on_data, return PROVIDER_PAUSE instead */
-    curl_easy_pause(call->easy, CURLPAUSE_RECV);
-}
-
 void provider_resume(struct provider_call *call)
 {
     struct provider *p = call->p;

@@ -58,13 +58,9 @@ void provider_cancel(struct provider_call *call);
  * callbacks; cancel it if it does not. */
 void provider_release(struct provider_call *call);
 
-/* Stops receiving (back-pressure). Not needed from inside on_data: return
- * PROVIDER_PAUSE there. */
-void provider_pause(struct provider_call *call);
-
-/* Receives again after a pause. on_data may run inside this call, and when the
- * transfer fails here on_done runs inside it too (from inside on_data: later,
- * from the loop). */
+/* Receives again after on_data returned PROVIDER_PAUSE (the only way to pause). on_data may run
+ * inside this call, and when the transfer fails here on_done runs inside it too (from inside
+ * on_data: later, from the loop). */
 void provider_resume(struct provider_call *call);
 
 /* The response's HTTP status, 0 before the headers arrived. */

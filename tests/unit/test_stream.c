@@ -225,11 +225,6 @@ void provider_release(struct provider_call *call)
     call->ends++;
 }
 
-void provider_pause(struct provider_call *call)
-{
-    call_check(call, "provider_pause");
-}
-
 /* As curl does: the held bytes are handed over again inside the resume. */
 void provider_resume(struct provider_call *call)
 {
