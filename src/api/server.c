@@ -420,17 +420,25 @@ static void reload(struct worker *ws, int n, struct config **current)
     config_log_reloaded(next, changed);
 }
 
-/* Waits for SIGINT/SIGTERM, asks the workers to drain, and asks again (to end
- * streams at once) on a second signal, until every worker has stopped; SIGHUP
- * reloads the configuration until then. */
-static void wait_for_signals(struct worker *ws, int n, _Atomic int *stopped,
-                             struct config **current)
+/* The signals the main thread waits for: SIGINT and SIGTERM (stop), SIGHUP
+ * (reload). Blocked in every thread (SIGHUP already from the start, by main). */
+static sigset_t server_signals(void)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    return set;
+}
+
+/* Waits for SIGINT/SIGTERM, asks the workers to drain, and asks again (to end
+ * streams at once) on a second signal, until every worker has stopped; SIGHUP
+ * reloads the configuration until then. */
+static void wait_for_signals(struct worker *ws, int n, _Atomic int *stopped,
+                             struct config **current)
+{
+    sigset_t set = server_signals();
     int signals = 0;
     while (atomic_load(stopped) < n) {
         struct timespec ts = { 0, 50 * 1000 * 1000 };
@@ -596,10 +604,7 @@ int server_run(struct config *cfg)
             goto out;
         }
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    sigset_t set = server_signals();
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* the threads inherit the mask */
     config_log_effective(cfg, addr.text);
     warn_at_start(cfg, &addr);
