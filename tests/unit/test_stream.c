@@ -34,9 +34,56 @@
 /* Every finish() logs response_complete exactly once: count it there. */
 static void counted_log_complete(const char *cid, int status, enum outcome o, int64_t start_us,
                                  int64_t token_count);
+/* Every state change is logged (stream_state, from, to) by set_state: the test
+ * hears of each one through its own log_event, as stream.c is compiled here. */
+static void heard_log(enum log_level level, const char *event, const char *cid,
+                      const struct log_field *f, size_t n);
+#undef log_event
+#define log_event(level, event, cid, ...)                                    \
+    do {                                                                     \
+        const struct log_field heard_f_[] = { LOG_NULL(NULL), __VA_ARGS__ }; \
+        heard_log((level), (event), (cid), heard_f_ + 1,                     \
+                  sizeof heard_f_ / sizeof heard_f_[0] - 1);                 \
+    } while (0)
 #define mw_log_complete counted_log_complete
 #include "../../src/api/stream.c"
 #undef mw_log_complete
+
+/* ---- the state changes --------------------------------------------------------------------- */
+
+/* The transitions stream.h draws, written out again here as the test's own oracle. */
+static const bool legal_move[5][5] = {
+    [ST_ADMITTING] = { [ST_WAITING] = true, [ST_FINISHED] = true },
+    [ST_WAITING] = { [ST_BACKOFF] = true, [ST_STREAMING] = true, [ST_FINISHED] = true },
+    [ST_BACKOFF] = { [ST_WAITING] = true, [ST_FINISHED] = true },
+    [ST_STREAMING] = { [ST_FINISHED] = true },
+};
+
+static int n_moves, n_to_finished;
+
+static int state_of(const char *name)
+{
+    for (int i = 0; i < 5; i++)
+        if (strcmp(state_names[i], name) == 0)
+            return i;
+    fail_msg("unknown state \"%s\"", name);
+    return -1;
+}
+
+static void heard_log(enum log_level level, const char *event, const char *cid,
+                      const struct log_field *f, size_t n)
+{
+    if (strcmp(event, "stream_state") == 0) {
+        assert_int_equal(n, 2);
+        int from = state_of(f[0].s), to = state_of(f[1].s);
+        if (!legal_move[from][to])
+            fail_msg("illegal stream state change %s -> %s", f[0].s, f[1].s);
+        n_moves++;
+        n_to_finished += to == ST_FINISHED;
+    }
+    if (log_enabled(level))
+        log_write(level, event, cid, f, n);
+}
 
 /* ---- fake HTTP connection -------------------------------------------------------------- */
 
@@ -360,6 +407,7 @@ static struct fixture *fixture_new(const char *retries)
     assert_non_null(w->limits);
     n_calls = 0;
     n_finished = 0;
+    n_moves = n_to_finished = 0;
     fake_status = 200;
     fake_retry_after_ms = -1;
     return f;
@@ -672,6 +720,8 @@ static void sweep_one(enum enc e, enum start_point at, const enum ev *order, uns
     }
     event_base_loop(base, EVLOOP_NONBLOCK); /* nothing may be left to fire */
     assert_int_equal(n_finished, 1);
+    assert_int_equal(n_to_finished, 1);
+    assert_true(n_moves >= 2); /* admitted, (first token,) finished */
     assert_true(list_empty(&r.f->w.streams));
     struct http_conn *c = &r.f->conn;
     assert_true(c->gone || (c->owner == NULL && c->n_owner_cleared == 1));
