@@ -76,9 +76,7 @@ static int chat_error_answer(struct chat_stream *s, enum error_code code, const 
         struct buf *out = &s->w->scratch;
         chat_error_event(s, code, detail, out);
         if (!out->failed) {
-            stream_send_headers(s);
-            http_stream_write(s->conn, out->p, out->len);
-            out->len = 0;
+            stream_flush(s);
             http_stream_end(s->conn);
             return 200;
         }

@@ -88,7 +88,7 @@ void stream_send_headers(struct chat_stream *s)
 }
 
 /* Writes what was encoded into the worker's scratch buffer during this callback. */
-static void flush_events(struct chat_stream *s)
+void stream_flush(struct chat_stream *s)
 {
     struct buf *out = &s->w->scratch;
     if (out->len == 0)
@@ -124,7 +124,7 @@ static bool taken_back(struct chat_stream *s, size_t mark, size_t held_mark)
 static bool end_stream(struct chat_stream *s, size_t mark, size_t held_mark)
 {
     bool cut = taken_back(s, mark, held_mark);
-    flush_events(s);
+    stream_flush(s);
     if (cut)
         http_stream_abort(s->conn);
     else
@@ -344,7 +344,7 @@ static enum provider_verdict on_data(void *owner, const char *data, size_t len)
     s->last_progress_us = clock_mono_us();
     int rc = sse_parser_feed(&s->sse, data, len, on_sse_event, s);
     if (s->state != ST_WAITING)
-        flush_events(s); /* before the first token, role-only events wait */
+        stream_flush(s); /* before the first token, role-only events wait */
     if (rc == 1) {       /* [DONE] */
         finish_completed(s);
         return PROVIDER_GO_ON;
@@ -365,7 +365,7 @@ static int describe_end(struct chat_stream *s, struct walk_failure *f)
         return 0;
     int rc = sse_parser_finish(&s->sse, on_sse_event, s);
     if (s->state != ST_WAITING)
-        flush_events(s);
+        stream_flush(s);
     if (rc == 1 || s->done_marker || s->finish_reason[0] != '\0')
         return 0;
     if (s->has_pending) {

@@ -149,6 +149,10 @@ size_t stream_headers(const struct chat_stream *s, struct http_header *h, size_t
 void stream_respond_json(struct chat_stream *s, int status, const char *retry_after,
                          const char *body, size_t len);
 
+/* Writes the events encoded into the worker's scratch buffer so far (the SSE
+ * headers first when none went yet) and empties it; nothing when the client is gone. */
+void stream_flush(struct chat_stream *s);
+
 /* Writes the SSE response headers (200, text/event-stream) once. */
 void stream_send_headers(struct chat_stream *s);
 
