@@ -421,6 +421,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_h
     if (s == NULL)
         return NULL;
     s->base = base;
+    list_init(&s->conns);
     s->h = *h;
     s->ctx = ctx;
     s->max_body = max_body;
@@ -428,7 +429,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_h
     s->wall_s = wall_now;
     s->sink = sock_sink;
     struct timeval tv = clock_timeval(client_timeout_s);
-    struct timeval linger = { LINGER_SECONDS, 0 };
+    struct timeval linger = clock_timeval(LINGER_SECONDS);
     if (timercmp(&tv, &linger, <))
         linger = tv;
     s->client_tv = event_base_init_common_timeout(base, &tv);
@@ -441,8 +442,8 @@ void http_server_free(struct http_server *s)
 {
     if (s == NULL)
         return;
-    while (s->conns != NULL)
-        conn_gone(s->conns);
+    while (!list_empty(&s->conns))
+        conn_gone(list_entry(s->conns.next, struct http_conn, link));
     free(s);
 }
 
@@ -469,10 +470,7 @@ struct http_conn *http_conn_open(struct http_server *s, int fd)
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     evtimer_assign(&c->timer, s->base, on_timer, c);
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
+    list_insert_head(&s->conns, &c->link);
     s->n_conns++;
     enable_read(c, true);
     arm_timer(c, s->client_tv);
@@ -495,12 +493,7 @@ static void conn_free(struct http_conn *c)
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     free_request(c);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     s->n_conns--;
     free(c);
 }
@@ -513,8 +506,9 @@ size_t http_server_conn_count(const struct http_server *s)
 size_t http_server_busy_count(const struct http_server *s)
 {
     size_t n = 0;
-    for (const struct http_conn *c = s->conns; c != NULL; c = c->next)
-        n += c->state == CS_HANDLING;
+    const struct list *pos;
+    list_foreach(pos, &s->conns) n +=
+        list_entry(pos, const struct http_conn, link)->state == CS_HANDLING;
     return n;
 }
 
@@ -525,9 +519,10 @@ void http_server_drain(struct http_server *s)
      * where a 503 would have been its answer. One that has not carried a request yet
      * stays, so that a request already on its way gets a 503 rather than a reset. */
     s->draining = true;
-    struct http_conn *next;
-    for (struct http_conn *c = s->conns; c != NULL; c = next) {
-        next = c->next;
+    struct list *pos = s->conns.next;
+    while (pos != &s->conns) {
+        struct http_conn *c = list_entry(pos, struct http_conn, link);
+        pos = pos->next; /* before c may be freed */
         if (c->state == CS_IDLE && c->written > 0 && evbuffer_get_length(c->in) == 0)
             conn_free(c);
     }

@@ -142,9 +142,6 @@ void http_notify_drained(struct http_conn *c);
 /* Bytes queued but not yet accepted by the socket. */
 size_t http_unsent(const struct http_conn *c);
 
-/* Whether the server is draining (responses should say so and close). */
-bool http_conn_draining(const struct http_conn *c);
-
 /* Mark the connection to close after the current response. */
 void http_conn_close_after(struct http_conn *c);
 

@@ -6,6 +6,7 @@
 #ifndef CHATD_HTTP_INTERNAL_H
 #define CHATD_HTTP_INTERNAL_H
 
+#include "core/list.h"
 #include <event2/event_struct.h>
 #include <http_parser.h>
 #include <sys/types.h>
@@ -56,7 +57,7 @@ struct http_server {
     const struct timeval *client_tv; /* a libevent common timeout: O(1) add/remove */
     const struct timeval *linger_tv;
     http_parser_settings settings;
-    struct http_conn *conns;
+    struct list conns; /* open connections (http_conn.link) */
     size_t n_conns;
     bool draining;
     time_t date_sec;
@@ -70,8 +71,8 @@ struct http_server {
 
 struct http_conn {
     struct http_server *srv;
-    struct http_conn *prev, *next;
-    int fd; /* -1: no socket; bytes come from http_conn_feed */
+    struct list link; /* in srv->conns */
+    int fd;           /* -1: no socket; bytes come from http_conn_feed */
     enum conn_state state;
     struct event rev, wev, timer;
     struct evbuffer *in, *out;

@@ -239,11 +239,6 @@ size_t http_unsent(const struct http_conn *c)
     return evbuffer_get_length(c->out);
 }
 
-bool http_conn_draining(const struct http_conn *c)
-{
-    return c->srv->draining;
-}
-
 void http_conn_close_after(struct http_conn *c)
 {
     c->keep_alive = false;

@@ -3,12 +3,13 @@
  * Each request becomes one struct chat_stream that owns all it holds — the
  * provider attempt, the SSE parser, its timers, the request — and moves
  *
- *     WAITING ──first token──▶ STREAMING ──▶ FINISHED
- *       │  ▲                                    ▲
- *       ▼  │ (retry / next target)               │
- *     BACKOFF ───────────────────────────────────┘
+ *     ADMITTING ──▶ WAITING ──first token──▶ STREAMING ──▶ FINISHED
+ *                    │  ▲                                    ▲
+ *                    ▼  │ (retry / next target)               │
+ *                  BACKOFF ───────────────────────────────────┘
  *
- * (WAITING and BACKOFF may also go straight to FINISHED). Five events drive it:
+ * (ADMITTING — the client key's limits, at once in-process or by a Redis round
+ * trip — WAITING and BACKOFF may also go straight to FINISHED). Five events drive it:
  * upstream bytes, upstream end, client gone, client drained and the timers.
  * Every way out goes through one finish function that runs once. Before the
  * first token a failed attempt may be retried or moved to the next target (the

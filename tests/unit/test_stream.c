@@ -181,12 +181,6 @@ size_t http_unsent(const struct http_conn *c)
     return c->unsent;
 }
 
-bool http_conn_draining(const struct http_conn *c)
-{
-    (void)c;
-    return false;
-}
-
 void http_conn_close_after(struct http_conn *c)
 {
     (void)c;
