@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api/http_internal.h"
+#include "core/jscan.h"
 
 /* tchar of RFC 9110 §5.6.2. */
 static bool is_tchar(unsigned char ch)
@@ -32,15 +33,14 @@ static bool is_value_char(unsigned char ch)
     return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
 }
 
-static int hexval(unsigned char ch)
+/* The byte must be `want`; then the lexer goes on in state `next`. */
+static bool expect(struct http_lex *lx, unsigned char ch, unsigned char want,
+                   enum http_lex_state next)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
+    if (ch != want)
+        return false;
+    lx->state = next;
+    return true;
 }
 
 void http_lex_reset(struct http_lex *lx)
@@ -116,11 +116,7 @@ static bool start_byte(struct http_lex *lx, unsigned char ch)
         else if (ch < 0x20 || ch >= 0x7f)
             return false; /* only visible ASCII and SP in a request line */
         return true;
-    case LX_RLINE_CR:
-        if (ch != '\n')
-            return false;
-        lx->state = LX_LINE;
-        return true;
+    case LX_RLINE_CR: return expect(lx, ch, '\n', LX_LINE);
     default: return false;
     }
 }
@@ -128,7 +124,7 @@ static bool start_byte(struct http_lex *lx, unsigned char ch)
 /* One byte of a chunk-size line or of the CRLF after chunk data. */
 static bool chunk_byte(struct http_lex *lx, unsigned char ch)
 {
-    int h = hexval(ch);
+    int h = jscan_hex_digit(ch);
     switch (lx->state) {
     case LX_CSIZE0:
         if (h < 0)
@@ -171,16 +167,8 @@ static bool chunk_byte(struct http_lex *lx, unsigned char ch)
             lx->state = LX_CDATA;
         }
         return true;
-    case LX_CDATA_CR:
-        if (ch != '\r')
-            return false;
-        lx->state = LX_CDATA_LF;
-        return true;
-    case LX_CDATA_LF:
-        if (ch != '\n')
-            return false;
-        lx->state = LX_CSIZE0;
-        return true;
+    case LX_CDATA_CR: return expect(lx, ch, '\r', LX_CDATA_LF);
+    case LX_CDATA_LF: return expect(lx, ch, '\n', LX_CSIZE0);
     default: return false;
     }
 }
