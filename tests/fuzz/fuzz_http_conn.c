@@ -57,6 +57,12 @@ HARNESS static bool alive(void)
     return F.srv->n_conns > 0;
 }
 
+/* The harness's one connection (alive() must be true). */
+static struct http_conn *the_conn(void)
+{
+    return list_entry(F.srv->conns.next, struct http_conn, link);
+}
+
 static void record_answer(const struct http_request *req)
 {
     if (F.answers < MAX_ANSWER)
@@ -205,7 +211,7 @@ HARNESS static bool turn(void)
 {
     if (!alive())
         return false;
-    struct http_conn *c = F.srv->conns;
+    struct http_conn *c = the_conn();
     if (F.pending != NULL && (F.pending_step == 0 || F.drained)) {
         step_pending();
         return true;
@@ -265,19 +271,19 @@ HARNESS static size_t run(const uint8_t *data, size_t size, int flags, size_t sz
     CHECK(http_conn_open(F.srv, -1) != NULL);
     for (size_t off = 0; off < size && alive();) {
         settle();
-        if (!alive() || !F.srv->conns->reading_enabled)
+        if (!alive() || !the_conn()->reading_enabled)
             break; /* the rest stays in the client's socket buffer */
         size_t n = next_piece(flags & 3, sz + 1, data + off, size - off);
-        http_conn_feed(F.srv->conns, (const char *)data + off, n);
+        http_conn_feed(the_conn(), (const char *)data + off, n);
         off += n;
     }
     settle();
     if ((flags & 8) && alive()) {
-        http_conn_expire(F.srv->conns);
+        http_conn_expire(the_conn());
         settle();
     }
     if (alive())
-        http_conn_eof(F.srv->conns);
+        http_conn_eof(the_conn());
     CHECK(F.pending == NULL);
     http_server_free(F.srv);
     F.srv = NULL;
