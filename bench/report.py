@@ -32,10 +32,19 @@ def table(head, rows):
     return "\n".join(out)
 
 
-def s1(d):
-    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S1.*.json")}
-    if not res:
-        return None
+THROUGHPUT_HEAD = ["target", "streams/s", "÷ direct", "first event p50 ms", "p99 ms", "errors",
+                   "invalid+incomplete"]
+ADDED_HEAD = ["target", "first event p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
+              "streams/s", "errors", "invalid+incomplete"]
+
+
+def results(d, scenario):
+    """The scenario's results by target name, from <d>/<scenario>.<target>.json."""
+    return {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/{scenario}.*.json")}
+
+
+def throughput_rows(res):
+    """Streams/s of each target beside direct's (S1, S5)."""
     base = (res.get("direct") or {}).get("streams_per_s")
     rows = []
     for t in order(res):
@@ -45,15 +54,11 @@ def s1(d):
             continue
         rows.append([t, f"{r['streams_per_s']:.0f}", ratio(r["streams_per_s"], base),
                      f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", r["errors"], bad(r)])
-    return ("### S1 throughput — 20-token streams, no delay, 64 keep-alive connections\n\n" +
-            table(["target", "streams/s", "÷ direct", "first event p50 ms", "p99 ms", "errors",
-                   "invalid+incomplete"], rows))
+    return rows
 
 
-def s2(d):
-    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S2.*.json")}
-    if not res:
-        return None
+def added_rows(res):
+    """Time to first event of each target and what it adds to direct's (S2, S6)."""
     base = res.get("direct")
     rows = []
     for t in order(res):
@@ -65,9 +70,23 @@ def s2(d):
         add99 = f"{r['ttfe_p99_ms'] - base['ttfe_p99_ms']:+.2f}" if base else "—"
         rows.append([t, f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", add50, add99,
                      f"{r['streams_per_s']:.0f}", r["errors"], bad(r)])
+    return rows
+
+
+def s1(d):
+    res = results(d, "S1")
+    if not res:
+        return None
+    return ("### S1 throughput — 20-token streams, no delay, 64 keep-alive connections\n\n" +
+            table(THROUGHPUT_HEAD, throughput_rows(res)))
+
+
+def s2(d):
+    res = results(d, "S2")
+    if not res:
+        return None
     return ("### S2 added latency — open loop 200 streams/s, 20 tokens 5 ms apart\n\n" +
-            table(["target", "first event p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
-                   "streams/s", "errors", "invalid+incomplete"], rows))
+            table(ADDED_HEAD, added_rows(res)))
 
 
 def s3(d):
@@ -134,49 +153,29 @@ def s4(d):
 
 
 def s5(d):
-    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S5.*.json")}
+    res = results(d, "S5")
     if not res:
         return None
-    base = (res.get("direct") or {}).get("streams_per_s")
     s1chatd = load(f"{d}/S1.chatd.json")
-    rows = []
-    for t in order(res):
-        r = res[t]
-        if r is None:
-            rows.append([t, "no result"] + [""] * 5)
-            continue
-        rows.append([t, f"{r['streams_per_s']:.0f}", ratio(r["streams_per_s"], base),
-                     f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", r["errors"], bad(r)])
+    rows = throughput_rows(res)
     note = ""
     if s1chatd and res.get("chatd-v1") and s1chatd["streams_per_s"]:
         note = (f"\n\n/v1 ÷ /chat (S1, same run): "
                 f"{res['chatd-v1']['streams_per_s'] / s1chatd['streams_per_s']:.2f}")
     return ("### S5 /v1/chat/completions streaming — S1's load (20 tokens, no delay, 64 "
             "connections), OpenAI events relayed, ending in `data: [DONE]`\n\n" +
-            table(["target", "streams/s", "÷ direct", "first event p50 ms", "p99 ms", "errors",
-                   "invalid+incomplete"], rows) + note)
+            table(THROUGHPUT_HEAD, rows) + note)
 
 
 def s6(d):
-    res = {os.path.basename(p).split(".")[1]: load(p) for p in glob.glob(f"{d}/S6.*.json")}
+    res = results(d, "S6")
     if not res:
         return None
-    base = res.get("direct")
-    rows = []
-    for t in order(res):
-        r = res[t]
-        if r is None:
-            rows.append([t, "no result"] + [""] * 6)
-            continue
-        add50 = f"{r['ttfe_p50_ms'] - base['ttfe_p50_ms']:+.2f}" if base else "—"
-        add99 = f"{r['ttfe_p99_ms'] - base['ttfe_p99_ms']:+.2f}" if base else "—"
-        rows.append([t, f"{r['ttfe_p50_ms']:.2f}", f"{r['ttfe_p99_ms']:.2f}", add50, add99,
-                     f"{r['streams_per_s']:.0f}", r["errors"], bad(r)])
+    rows = added_rows(res)
     return ("### S6 fallback after a refused connect — 100 streams/s, 20 tokens 5 ms apart; "
             "`chatd-fallback`'s model tries a port where nothing listens, then fakeprov "
             "(UPSTREAM_RETRIES=0, breaker never opens)\n\n" +
-            table(["target", "first event p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
-                   "streams/s", "errors", "invalid+incomplete"], rows))
+            table(ADDED_HEAD, rows))
 
 
 def prom(path):
