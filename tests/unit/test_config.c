@@ -381,26 +381,15 @@ static int clear_env(void **state)
     return 0;
 }
 
-static const char *write_dotenv(const char *content)
-{
-    static char path[64];
-    snprintf(path, sizeof path, "/tmp/chatd-test-env-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-    close(fd);
-    return path;
-}
-
 static void test_process_env_wins_over_dotenv(void **state)
 {
     (void)state;
-    const char *path = write_dotenv("# settings\n"
-                                    "export OPENAI_MODEL=from-dotenv\r\n"
-                                    "MAX_TOKENS=100\n"
-                                    "MAX_TOKENS=200\n" /* the last assignment wins */
-                                    "PORT='9000'\n"
-                                    "LOG_LEVEL=\"error\" # quiet\n");
+    const char *path = unit_temp_file("# settings\n"
+                                      "export OPENAI_MODEL=from-dotenv\r\n"
+                                      "MAX_TOKENS=100\n"
+                                      "MAX_TOKENS=200\n" /* the last assignment wins */
+                                      "PORT='9000'\n"
+                                      "LOG_LEVEL=\"error\" # quiet\n");
     setenv("PORT", "9100", 1);
     setenv("OPENAI_API_KEY", "sk-env", 1);
     struct config *cfg;
@@ -434,7 +423,7 @@ static void test_process_without_dotenv(void **state)
 static void test_process_bad_dotenv_line(void **state)
 {
     (void)state;
-    const char *path = write_dotenv("A=1\nB=2\nthis is not an assignment\n");
+    const char *path = unit_temp_file("A=1\nB=2\nthis is not an assignment\n");
     struct config *cfg;
     char err[1024] = "";
     assert_int_equal(config_load_process(path, &cfg, err, sizeof err), -EINVAL);
@@ -449,7 +438,7 @@ static void test_process_bad_dotenv_line(void **state)
 static void test_process_bad_value_in_dotenv(void **state)
 {
     (void)state;
-    const char *path = write_dotenv("PORT=eighty\n");
+    const char *path = unit_temp_file("PORT=eighty\n");
     struct config *cfg;
     char err[1024] = "";
     assert_int_equal(config_load_process(path, &cfg, err, sizeof err), -EINVAL);

@@ -333,21 +333,10 @@ static void test_without_file(void **state)
     config_free(&cfg);
 }
 
-static const char *write_file(const char *content)
-{
-    static char path[64];
-    snprintf(path, sizeof path, "/tmp/chatd-test-json-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-    close(fd);
-    return path;
-}
-
 static void test_with_file(void **state)
 {
     (void)state;
-    const char *path = write_file(good_json);
+    const char *path = unit_temp_file(good_json);
     struct var vars[] = { { "CHATD_CONFIG", path }, { "OPENAI_API_KEY", "sk-openai" },
                           { "AZ_KEY", "az" },       { "CLIENT_API_KEYS", "other-key" },
                           { "MAX_TOKENS", "77" },   { NULL, NULL } };
@@ -384,7 +373,8 @@ static void test_with_file(void **state)
     assert_int_equal(load(&cfg, vars, err, sizeof err), -EINVAL);
     assert_true(strncmp(err, "CHATD_CONFIG=", 13) == 0);
     assert_true(unit_sentences(err) >= 3);
-    path = write_file(WRAP(P_OK, "{\"name\": \"m\", \"targets\": [{\"provider\": \"zz\"}]}", ""));
+    path =
+        unit_temp_file(WRAP(P_OK, "{\"name\": \"m\", \"targets\": [{\"provider\": \"zz\"}]}", ""));
     vars[0].value = path;
     assert_int_equal(load(&cfg, vars, err, sizeof err), -EINVAL);
     char want[128];

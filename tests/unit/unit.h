@@ -12,7 +12,10 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -74,6 +77,19 @@ static inline int unit_sentences(const char *s)
     for (const char *p = s; (p = strstr(p, ". ")) != NULL; p += 2)
         count++;
     return count;
+}
+
+/* Writes content to a new temporary file; returns its path (static storage: one
+ * file per call site at a time). */
+static inline const char *unit_temp_file(const char *content)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/chatd-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
 }
 
 #endif
