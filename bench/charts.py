@@ -206,6 +206,7 @@ def lines(ax, series, goal, goal_label, ns, fmt, zero):
     ax.axhline(goal, color=GOAL, linestyle="--", linewidth=1, label=goal_label)
     if spread(values + [goal]) > 20:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     elif zero:
         ax.set_ylim(bottom=0)
     ax.set_xticks(ns, [f"{n:,}" for n in ns])

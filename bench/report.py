@@ -285,9 +285,10 @@ def charts(d, outdir, date):
     except ImportError as e:
         if not (e.name or "").startswith("matplotlib"):
             raise
-        sys.exit(f"report.py: cannot draw the charts: Python module {e.name} is missing. "
-                 "They are drawn with Debian's python3-matplotlib. "
-                 "Install it: apt-get install python3-matplotlib (or make deps).")
+        print(f"report.py: cannot draw the charts: Python module {e.name} is missing. "
+              "They are drawn with Debian's python3-matplotlib. "
+              "Install it: apt-get install python3-matplotlib (or make deps).", file=sys.stderr)
+        sys.exit(2)
     for name, path in ch.draw(d, outdir, date).items():
         print(path if path else f"{name}: not drawn, no results for it in {d}")
 
