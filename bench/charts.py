@@ -146,12 +146,14 @@ def latency(d, outdir, date):
         direct.append(f"{sc} {base['ttfe_p50_ms']:.2f} / {base['ttfe_p99_ms']:.2f}")
         secs += [r["elapsed_s"] for r in res.values()]
         rows += [(sc, t, res[t]["ttfe_p50_ms"] - base["ttfe_p50_ms"],
-                  res[t]["ttfe_p99_ms"] - base["ttfe_p99_ms"]) for t in rp.order(res) if t != "direct"]
+                  res[t]["ttfe_p99_ms"] - base["ttfe_p99_ms"])
+                 for t in rp.order(res) if t != "direct"]
     if not rows:
         return None
     fig, ax = figure(2 * len(rows), "Added time to first event: target's minus direct's, ms "
-                     "(lower is better)", f"20 tokens 5 ms apart, {max(secs):.0f} s per target; time to first "
-                     "event p50 / p99 of direct itself, ms: " + ", ".join(direct), date)
+                     "(lower is better)", f"20 tokens 5 ms apart, {max(secs):.0f} s per target; "
+                     "time to first event p50 / p99 of direct itself, ms: " + ", ".join(direct),
+                     date)
     ys = [1.2 * i for i in range(len(rows))]
     values = [v for r in rows for v in r[2:]]
     big = max(abs(v) for v in values) or 1
@@ -189,7 +191,8 @@ def s3_runs(d):
         res, lg = rp.load(p), rp.load(p[:-4] + ".lg")
         if res:
             p50 = lg["stream_p50_ms"] if lg and lg["completed"] else None
-            out.setdefault(t, {})[int(n)] = ((res["rss_peak_kb"] - res["rss_idle_kb"]) / int(n), p50)
+            kb = (res["rss_peak_kb"] - res["rss_idle_kb"]) / int(n)
+            out.setdefault(t, {})[int(n)] = (kb, p50)
     return out
 
 

@@ -59,15 +59,17 @@ def results(d):
                              ("chatd", 12000, (19.8, 20.6), (5150, 7990)),
                              ("portkey", 50000, (157.7, 46.2), (9890, 27210))):
         for n, k, ms in zip((1000, 4000), kb, p50):
-            write(d, f"S3.{t}.{n}.lg", loadgen(shape="hold", concurrency=0, streams=n, started=n,
-                                              completed=n, stream_p50_ms=ms, stream_max_ms=ms + 99))
+            write(d, f"S3.{t}.{n}.lg", loadgen(shape="hold", concurrency=0, streams=n,
+                                              started=n, completed=n, stream_p50_ms=ms,
+                                              stream_max_ms=ms + 99))
             write(d, f"S3.{t}.{n}.res",
                   f'{{"n":{n},"rss_idle_kb":{idle},"rss_peak_kb":{idle + round(k * n)},'
                   f'"target_cpu_s":2.76,"fakeprov_cpu_s":1.81}}\n')
     for t, rss in (("direct", 4240), ("chatd", 58163)):
         write(d, f"S8.{t}.json", loadgen(concurrency=2000, completed=4000))
+        # "seconds RSS-KB open-streams" about once a second; fakeprov has no stream gauge
         write(d, f"S8.{t}.series", "".join(
-            f"{s + 0.04 * s:.2f} {rss if s else 2400} {'-' if t == 'direct' else 2000 if s else 0}\n"
+            f"{1.04 * s:.2f} {rss if s else 2400} {'-' if t == 'direct' else 2000 if s else 0}\n"
             for s in range(11)))
         write(d, f"S8.{t}.res", f'{{"n":2000,"duration_s":10,"start_at_s":6,'
                                 f'"rss_after_kb":{rss},"rss_peak_kb":{rss + 100}}}\n')
