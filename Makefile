@@ -35,7 +35,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 PYTEST   := /usr/bin/python3 -m pytest
 
 .PHONY: all asan tsan failalloc deps run demo test unit integration integration-asan \
-        integration-tsan failalloc-sweep web-test format format-check bench-smoke clean clients
+        integration-tsan failalloc-sweep web-test bench-report-test format format-check bench-smoke clean clients
 
 all: build/chatd
 
@@ -130,6 +130,10 @@ demo:
 web-test:
 	/usr/bin/node --test tests/web/test_sse.mjs
 
+# bench/report.py's tables and SVG charts (python3-matplotlib) on a made-up results folder.
+bench-report-test:
+	$(PYTEST) -q tests/bench/test_report.py
+
 # Runs every test binary, even after a failure, then fails if any did.
 unit: $(UNIT_BIN) $(VALGRIND_UNIT)
 	@failed=; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
@@ -161,7 +165,7 @@ failalloc-sweep: failalloc all
 # together by -O, each timed); -k runs every suite even after a failure, and make
 # fails if any did. The longest suites come first so the pairs finish together.
 TEST_SUITES := integration-asan integration-tsan integration fuzz-smoke failalloc-sweep unit \
-               web-test bench-smoke format-check
+               web-test bench-report-test bench-smoke format-check
 test: deps
 	$(MAKE) -j2 all asan tsan failalloc clients $(LIMITS_DRIVER) $(UNIT_BIN)
 	$(MAKE) -k -j2 -O $(TEST_SUITES:%=timed-%)

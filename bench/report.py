@@ -1,5 +1,9 @@
 """Turns the JSON files that bench/run.sh leaves in its output folder into
-markdown tables: one per scenario, every target beside the direct floor."""
+markdown tables: one per scenario, every target beside the direct floor.
+
+usage: report.py DIR [--charts OUTDIR [--date TEXT]]
+--charts writes SVG charts (bench/charts.py) into OUTDIR instead of the tables."""
+import argparse
 import glob
 import json
 import os
@@ -274,8 +278,32 @@ def s8(d):
                    "invalid+incomplete"], rows))
 
 
+def charts(d, outdir, date):
+    """Draws the SVG charts (bench/charts.py) and prints their paths; exits 2 without matplotlib."""
+    try:
+        import charts as ch
+    except ImportError as e:
+        if not (e.name or "").startswith("matplotlib"):
+            raise
+        print(f"report.py: cannot draw the charts: Python module {e.name} is missing. "
+              "They are drawn with Debian's python3-matplotlib. "
+              "Install it: apt-get install python3-matplotlib (or make deps).", file=sys.stderr)
+        sys.exit(2)
+    for name, path in ch.draw(d, outdir, date).items():
+        print(path if path else f"{name}: not drawn, no results for it in {d}")
+
+
 def main():
-    d = sys.argv[1]
+    ap = argparse.ArgumentParser(description="Markdown tables of a bench/run.sh output folder, "
+                                 "or with --charts its SVG charts.")
+    ap.add_argument("dir", help="run.sh's output folder")
+    ap.add_argument("--charts", metavar="OUTDIR", help="write SVG charts there instead of tables")
+    ap.add_argument("--date", help="the run's date in the chart titles (default: the newest "
+                    "result file's mtime)")
+    a = ap.parse_args()
+    if a.charts:
+        return charts(a.dir, a.charts, a.date)
+    d = a.dir
     parts = [p for p in (s1(d), s2(d), s3(d), s4(d), s5(d), s6(d), s7(d), s8(d)) if p]
     print("\n\n".join(parts) if parts else "(no results)")
 

@@ -430,4 +430,7 @@ echo "load average at the end (1/5/15 min): $(cut -d' ' -f1-3 /proc/loadavg)" >>
     echo
     cat "$OUT/skipped.txt" "$OUT/notes.txt" 2>/dev/null | sed 's/^/- /'
 } | tee "$OUT/results.md"
+# The same results as SVG charts; without python3-matplotlib, a warning (report.py's reason).
+$PY "$HERE/report.py" "$OUT" --charts "$OUT/charts" >/dev/null ||
+    echo "run.sh: warning: no charts drawn (see above); results.md is complete" >&2
 echo "(raw results in $OUT)" >&2

@@ -8,7 +8,7 @@ libhttp-parser-dev libcmocka-dev clang clang-format libclang-rt-14-dev ca-certif
 python3 python3-pytest python3-httpx python3-aiohttp python3-pytest-asyncio \
 python3-prometheus-client valgrind nginx-light openssl libssl-dev \
 chromium chromium-driver python3-selenium nodejs \
-libhiredis-dev redis-server prometheus python3-yaml"
+libhiredis-dev redis-server prometheus python3-yaml python3-matplotlib"
 
 missing=""
 for p in $PACKAGES; do

@@ -448,6 +448,10 @@ const struct config_var config_vars[] = {
       F(rate_limit_fail_open), "rate_limit_fail_open", false, NULL, false },
     { "UI_ENABLED", CONFIG_BOOL, "true", "", 0, 0, "serve the web chat page at /", F(ui_enabled),
       "ui_enabled", false, NULL, false },
+    { "UPSTREAM_NATIVE_HTTP", CONFIG_BOOL, "true", "", 0, 0,
+      "chatd's own HTTP/1.1 client for http:// providers at an IP address or localhost with no "
+      "proxy (false: libcurl for every provider)",
+      F(native_http), "upstream_native_http", false, NULL, false },
 };
 
 const size_t config_n_vars = sizeof config_vars / sizeof config_vars[0];

@@ -40,8 +40,8 @@ struct h1_callbacks {
      * after h1_resume. H1_ABORT ends the call with on_done(CURLE_WRITE_ERROR). */
     enum h1_verdict (*on_data)(void *owner, const char *data, size_t len);
     /* The call is over: code 0 = the answer ended normally, else a CURLcode and
-     * err a one-line explanation. Called once, from the loop; the call is freed
-     * right after it returns. */
+     * err a one-line explanation. Called once, from the loop; in it the call may
+     * be asked for its status and headers only; it is freed right after. */
     void (*on_done)(void *owner, int code, const char *err);
 };
 

@@ -24,7 +24,12 @@
 #include "core/config.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "services/h1.h"
 #include "services/router.h"
+
+static_assert((int)PROVIDER_GO_ON == (int)H1_GO_ON && (int)PROVIDER_PAUSE == (int)H1_PAUSE &&
+                  (int)PROVIDER_ABORT == (int)H1_ABORT,
+              "h1 verdicts pass through as provider verdicts");
 
 #define POOL_MAX         256  /* idle easy handles kept for reuse */
 #define RELEASE_GRACE_MS 1000 /* how long a released transfer may take to end */
@@ -55,7 +60,8 @@ struct pool {
     struct provider *p;
     struct pool *next;
     CURLM *multi;
-    struct event timer; /* curl's timeout */
+    struct h1_origin *h1; /* chatd's own client serves this provider instead (see h1.h) */
+    struct event timer;   /* curl's timeout */
     struct event reap;  /* frees a retired pool from the loop */
     char *key;          /* name, URL and CA bundle: what makes its connections its own */
     bool h2;            /* its transfers ran over HTTP/2: new ones may wait to multiplex */
@@ -67,6 +73,7 @@ struct provider {
     struct event_base *base;
     int in_callback;    /* > 0 while curl runs one of our callbacks: no multi calls then */
     long max_connects;  /* idle connections each pool keeps */
+    bool native;        /* UPSTREAM_NATIVE_HTTP: h1 for the providers it can serve */
     struct pool *pools; /* one per provider in use */
     CURL *pool[POOL_MAX];
     size_t n_pool;
@@ -85,7 +92,8 @@ struct provider_call {
     struct provider *p;
     struct pool *pool;
     struct list link; /* in p->calls */
-    CURL *easy;
+    CURL *easy;          /* NULL when h1 serves the call */
+    struct h1_call *h1;  /* NULL when libcurl serves it */
     char *body;
     struct curl_slist *headers;         /* this provider's request headers */
     const struct provider_conf *target; /* valid while the owner holds the call */
@@ -277,17 +285,22 @@ static void check_mcode(CURLMcode rc, const char *what)
 static void detach(struct provider_call *call)
 {
     struct provider *p = call->p;
-    assert(p->in_callback == 0);
-    check_mcode(curl_multi_remove_handle(call->pool->multi, call->easy), "remove_handle");
+    if (call->easy != NULL) {
+        assert(p->in_callback == 0);
+        check_mcode(curl_multi_remove_handle(call->pool->multi, call->easy), "remove_handle");
+    }
     call->pool->active--;
     list_remove(&call->link);
     p->active--;
+    if (call->pool->retired && call->pool->active == 0)
+        event_active(&call->pool->reap, EV_TIMEOUT, 1); /* not from inside its own work */
 }
 
 static void free_call(struct provider_call *call)
 {
     event_del(&call->ev);
-    recycle(call->p, call->easy);
+    if (call->easy != NULL)
+        recycle(call->p, call->easy);
     curl_slist_free_all(call->headers);
     free(call->body);
     free(call);
@@ -295,6 +308,8 @@ static void free_call(struct provider_call *call)
 
 static void end_call(struct provider_call *call)
 {
+    if (call->h1 != NULL)
+        h1_cancel(call->h1);
     detach(call);
     free_call(call);
 }
@@ -336,8 +351,6 @@ static void check_done(struct pool *pool)
         tell_done(call, result, call->errbuf);
         free_call(call);
     }
-    if (pool->retired && pool->active == 0)
-        event_active(&pool->reap, EV_TIMEOUT, 1); /* not from inside its own multi's work */
 }
 
 static size_t on_write(char *ptr, size_t size, size_t n, void *userdata)
@@ -484,6 +497,7 @@ static void pool_free(struct pool *pool)
     *pp = pool->next;
     if (pool->multi != NULL)
         curl_multi_cleanup(pool->multi); /* closes its connections (close_socket) */
+    h1_origin_free(pool->h1);
     event_del(&pool->timer);
     event_del(&pool->reap);
     log_event(LOG_DEBUG, "provider_pool_closed", NULL, LOG_STR("pool", pool->key ? pool->key : ""));
@@ -500,7 +514,14 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         pool_free(pool);
 }
 
-static struct pool *pool_new(struct provider *p, char *key)
+/* Whether h1 serves this provider: asked for, plain http to an address it can
+ * reach, and no proxy (libcurl applies proxies and their exceptions). */
+static bool wants_h1(const struct provider *p, const struct provider_conf *pc)
+{
+    return p->native && *p->proxy_http == '\0' && h1_url_supported(pc->chat_url);
+}
+
+static struct pool *pool_new(struct provider *p, char *key, const struct provider_conf *pc)
 {
     struct pool *pool = calloc(1, sizeof *pool);
     if (pool == NULL) {
@@ -516,7 +537,9 @@ static struct pool *pool_new(struct provider *p, char *key)
         curl_multi_setopt(m, CURLMOPT_SOCKETDATA, pool) != CURLM_OK ||
         curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
         curl_multi_setopt(m, CURLMOPT_TIMERDATA, pool) != CURLM_OK ||
-        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, p->max_connects) != CURLM_OK) {
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, p->max_connects) != CURLM_OK ||
+        (wants_h1(p, pc) &&
+         (pool->h1 = h1_origin_new(p->base, pc->chat_url, (size_t)p->max_connects)) == NULL)) {
         pool_free(pool);
         return NULL;
     }
@@ -534,7 +557,7 @@ static struct pool *pool_for(struct provider *p, const struct provider_conf *pc)
             free(key);
             return pool;
         }
-    return pool_new(p, key);
+    return pool_new(p, key, pc);
 }
 
 void provider_retire_missing(struct provider *p, const struct config *cfg)
@@ -554,29 +577,52 @@ void provider_retire_missing(struct provider *p, const struct config *cfg)
     }
 }
 
-struct provider_call *provider_start(struct provider *p, const struct provider_conf *target,
-                                     double connect_timeout_s, char *body, size_t len,
-                                     const struct provider_callbacks *cb, void *owner)
+/* ---- calls served by h1 ------------------------------------------------------------ */
+
+static enum h1_verdict h1_on_data(void *arg, const char *data, size_t len)
 {
-    assert(p->in_callback == 0);
-    struct provider_call *call = calloc(1, sizeof *call);
-    CURL *e = call ? new_easy(p) : NULL;
-    if (e == NULL) {
-        free(call);
+    struct provider_call *call = arg;
+    /* The owner may cancel or release the call in here, which frees it: the
+     * verdict is returned without touching call again. */
+    return (enum h1_verdict)call->cb->on_data(call->owner, data, len);
+}
+
+static void h1_on_done(void *arg, int code, const char *err)
+{
+    struct provider_call *call = arg;
+    detach(call);
+    tell_done(call, (CURLcode)code, err); /* call->h1 still answers the getters */
+    call->h1 = NULL;
+    free_call(call);
+}
+
+static const struct h1_callbacks h1_glue = { h1_on_data, h1_on_done };
+
+static int start_h1(struct provider_call *call, double connect_timeout_s, char *body, size_t len)
+{
+    struct curl_slist *headers = make_headers(call->target);
+    if (headers == NULL) {
         free(body);
-        return NULL;
+        return -1;
     }
-    *call = (struct provider_call){
-        .p = p, .easy = e, .body = body, .target = target, .cb = cb, .owner = owner
-    };
-    evtimer_assign(&call->ev, p->base, on_deferred, call);
-    call->pool = pool_for(p, target);
-    if (call->pool == NULL || set_target_options(p, call, connect_timeout_s) != 0) {
-        recycle(p, e);
+    call->h1 = h1_start(call->pool->h1, headers, connect_timeout_s, body, len, &h1_glue, call);
+    curl_slist_free_all(headers);
+    return call->h1 != NULL ? 0 : -1;
+}
+
+/* ---- calls served by libcurl ------------------------------------------------------- */
+
+static int start_curl(struct provider *p, struct provider_call *call, double connect_timeout_s,
+                      char *body, size_t len)
+{
+    CURL *e = call->easy = new_easy(p);
+    if (e == NULL || set_target_options(p, call, connect_timeout_s) != 0) {
+        if (e != NULL)
+            recycle(p, e);
         free(body);
-        free(call);
-        return NULL;
+        return -1;
     }
+    call->body = body;
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
@@ -588,6 +634,28 @@ struct provider_call *provider_start(struct provider *p, const struct provider_c
         curl_slist_free_all(call->headers);
         recycle(p, e);
         free(body);
+        return -1;
+    }
+    return 0;
+}
+
+struct provider_call *provider_start(struct provider *p, const struct provider_conf *target,
+                                     double connect_timeout_s, char *body, size_t len,
+                                     const struct provider_callbacks *cb, void *owner)
+{
+    assert(p->in_callback == 0);
+    struct provider_call *call = calloc(1, sizeof *call);
+    if (call == NULL) {
+        free(body);
+        return NULL;
+    }
+    *call = (struct provider_call){ .p = p, .target = target, .cb = cb, .owner = owner };
+    evtimer_assign(&call->ev, p->base, on_deferred, call);
+    call->pool = pool_for(p, target);
+    int rc = call->pool == NULL                ? (free(body), -1)
+             : call->pool->h1 != NULL          ? start_h1(call, connect_timeout_s, body, len)
+                                               : start_curl(p, call, connect_timeout_s, body, len);
+    if (rc != 0) {
         free(call);
         return NULL;
     }
@@ -602,7 +670,7 @@ void provider_cancel(struct provider_call *call)
     assert(!call->in_done);
     call->cb = NULL;
     call->owner = NULL;
-    if (call->p->in_callback > 0) {
+    if (call->easy != NULL && call->p->in_callback > 0) {
         call->cancelled = true; /* its write callback aborts; the loop frees it */
         defer(call, DEFER_CANCEL);
         return;
@@ -615,6 +683,12 @@ void provider_release(struct provider_call *call)
     assert(!call->in_done);
     call->cb = NULL;
     call->owner = NULL;
+    if (call->h1 != NULL) { /* h1 lets the answer end, or closes it, on its own */
+        h1_release(call->h1, RELEASE_GRACE_MS);
+        detach(call);
+        free_call(call);
+        return;
+    }
     call->deferred = DEFER_RELEASE_EXPIRED;
     struct timeval tv = clock_timeval(RELEASE_GRACE_MS / 1000.0);
     evtimer_add(&call->ev, &tv);
@@ -625,6 +699,10 @@ void provider_resume(struct provider_call *call)
 {
     struct provider *p = call->p;
     assert(!call->in_done && call->cb != NULL);
+    if (call->h1 != NULL) {
+        h1_resume(call->h1);
+        return;
+    }
     if (p->in_callback > 0) {
         defer(call, DEFER_RESUME);
         return;
@@ -642,6 +720,8 @@ void provider_resume(struct provider_call *call)
 long provider_status(struct provider_call *call)
 {
     long code = 0;
+    if (call->h1 != NULL)
+        return h1_status(call->h1);
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &code);
     return code;
 }
@@ -649,6 +729,8 @@ long provider_status(struct provider_call *call)
 const char *provider_content_type(struct provider_call *call)
 {
     char *ct = NULL;
+    if (call->h1 != NULL)
+        return h1_content_type(call->h1);
     curl_easy_getinfo(call->easy, CURLINFO_CONTENT_TYPE, &ct);
     return ct;
 }
@@ -656,6 +738,10 @@ const char *provider_content_type(struct provider_call *call)
 long provider_retry_after_ms(struct provider_call *call)
 {
     struct curl_header *h = NULL;
+    if (call->h1 != NULL) {
+        const char *v = h1_retry_after(call->h1);
+        return v != NULL ? router_parse_retry_after(v, time(NULL)) : -1;
+    }
     if (curl_easy_header(call->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
         return -1;
     return router_parse_retry_after(h->value, time(NULL));
@@ -721,6 +807,7 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     list_init(&p->calls);
     /* Keep idle provider connections for reuse: one per stream that may run at once. */
     p->max_connects = cfg->max_streams / cfg->workers + 16;
+    p->native = cfg->native_http;
     if (read_proxy_env(p) != 0) {
         provider_free(p);
         return NULL;
