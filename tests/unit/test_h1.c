@@ -946,6 +946,32 @@ static void test_garbage(void **state)
     server_wait();
 }
 
+/* A status that is not three digits is not HTTP/1.x; and no body byte reaches the
+ * owner before the status is known (h1_status 0 means "before its head"). Found by
+ * fuzz_h1. */
+static void test_bad_status(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const struct step script[] = {
+        ACCEPT, READ, SEND("HTTP/1.1 4\r\nContent-Length: 2\r\n\r\nok"), CLOSE,
+        ACCEPT, READ, SEND("HTTP/1.1 199 Odd\r\nContent-Length: 2\r\n\r\nok"), CLOSE, END
+    };
+    /* clang-format on */
+    serve(script);
+    struct owner a = { 0 }, b = { 0 };
+    begin(&a);
+    RUN_UNTIL(over(&a));
+    if (a.n_data > 0 && a.status == 0)
+        fail_msg("\"HTTP/1.1 4\": body bytes with h1_status 0; code %d", a.code);
+    assert_int_equal(a.code, CURLE_WEIRD_SERVER_REPLY);
+    begin(&b);
+    RUN_UNTIL(over(&b));
+    if (b.n_data > 0 && b.status == 0)
+        fail_msg("a 1xx answer with a body: body bytes with h1_status 0; code %d", b.code);
+    server_wait();
+}
+
 /* H1_ABORT: on_done(CURLE_WRITE_ERROR), the connection closed. */
 static void test_abort(void **state)
 {
@@ -1154,6 +1180,7 @@ int main(void)
         T(test_connect_timeout),
         T(test_partial),
         T(test_garbage),
+        T(test_bad_status),
         T(test_abort),
         T(test_cancel_inside),
         T(test_release_then_end),
