@@ -1,20 +1,23 @@
 /* fuzz_h1: the answer side of src/services/h1.c, chatd's own HTTP/1.1 client.
  * The harness listens once on 127.0.0.1; for each input, h1 POSTs to it, the
  * harness accepts, reads the whole request, writes the input as the provider's
- * answer (whole, or in pieces with the loop run between them) and closes. The
+ * answer (whole, or in pieces with a loop turn after each) and closes. The
  * harness is the owner: it may pause at the k-th on_data (resumed by the harness
  * between loop turns), abort, cancel or release there.
- * Input: byte 0 the owner's action (value % 5: none, pause, abort, cancel,
- * release), byte 1 the on_data call that acts (low 3 bits) and the release's grace
- * (bits 3..7, in ms), byte 2 the piece size (0: whole), then the answer.
+ * Input: byte 0 the owner's action (low 7 bits % 5: none, pause, abort, cancel,
+ * release) and, in its top bit, keep-alive mode; byte 1 the on_data call that acts
+ * (low 3 bits) and the release's grace (bits 3..7, in ms); byte 2 the piece size
+ * (0: whole); then the answer. In keep-alive mode (an origin with max_idle 1) the
+ * harness does not close when the call ends by itself, and a probe call follows:
+ * it must get its answer, on the kept connection or on a new one.
  * Checks: on_done exactly once unless cancelled or released, never a callback
  * after it, nor on_data while paused; on_data bytes are never empty; bytes refused
  * with H1_PAUSE come again first; H1_ABORT ends with CURLE_WRITE_ERROR; every code
  * is one of those h1.h names for a server that answered and closed, with an
- * explanation when not 0; a status (1 to 999) once body bytes came; no
- * more body bytes than answer bytes; and, without abort, cancel or release, the
- * same answer fed whole and in pieces gives the same code and the same body.
- * Nothing is left in progress and nothing leaks. */
+ * explanation when not 0; a status (1 to 999) once body bytes came; no more body
+ * bytes than answer bytes; the probe gets "ok"; and, without abort, cancel or
+ * release, the same answer fed whole (and closed) and in pieces gives the same
+ * code and the same body. Nothing is left in progress and nothing leaks. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -32,7 +35,7 @@
 enum action { A_NONE, A_PAUSE, A_ABORT, A_CANCEL, A_RELEASE };
 
 static struct event_base *base;
-static struct h1_origin *origin;
+static struct h1_origin *origin, *keep_origin; /* max_idle 0 and 1 */
 static int lfd;
 
 struct run {
@@ -111,50 +114,100 @@ static void turn(struct run *r)
     }
 }
 
-/* Accepts h1's connection and reads its whole request (the body is "{}"). */
-static int accept_request(void)
+/* Reads h1's whole request from fd (its body is "{}"), running the loop meanwhile. */
+static void read_request(int fd)
 {
-    int fd = -1;
-    while (fd < 0) {
-        struct pollfd p = { .fd = lfd, .events = POLLIN };
-        if (poll(&p, 1, 0) == 1)
-            fd = accept(lfd, NULL, NULL);
-        else
-            event_base_loop(base, EVLOOP_ONCE);
-    }
     char buf[4096];
     size_t got = 0;
     while (got < 6 || memcmp(buf + got - 6, "\r\n\r\n{}", 6) != 0) {
         ssize_t n = recv(fd, buf + got, sizeof buf - got, MSG_DONTWAIT);
-        if (n > 0) {
+        if (n > 0)
             got += (size_t)n;
-        } else if (n == 0 || errno != EAGAIN || got == sizeof buf) {
+        else if (n == 0 || errno != EAGAIN || got == sizeof buf)
             break;
-        } else {
-            event_base_loop(base, EVLOOP_ONCE); /* h1 connects, then writes */
-        }
+        else
+            event_base_loop(base, EVLOOP_NONBLOCK); /* h1 connects, then writes */
     }
-    return fd;
 }
 
-static void run_once(struct run *r, const uint8_t *data, size_t size, size_t piece)
+/* The connection h1 sends its next request on: the kept one (old, when it is not
+ * -1) or a new one; old is closed when not used. */
+static int next_conn(int old)
 {
+    for (;;) {
+        struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = old, .events = POLLIN } };
+        poll(p, old >= 0 ? 2 : 1, 0);
+        char c;
+        if (old >= 0 && p[1].revents != 0) {
+            if (recv(old, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+                return old;
+            close(old); /* h1 closed it */
+            old = -1;
+        } else if (p[0].revents != 0) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd >= 0) {
+                if (old >= 0)
+                    close(old);
+                return fd;
+            }
+        } else {
+            event_base_loop(base, EVLOOP_NONBLOCK);
+        }
+    }
+}
+
+static void run_until_over(struct h1_origin *org, struct run *r)
+{
+    while (h1_origin_active(org) > 0) {
+        turn(r);
+        if (h1_origin_active(org) > 0)
+            event_base_loop(base, EVLOOP_ONCE);
+    }
+}
+
+/* After an answer on a kept connection: a next call must get its answer, on that
+ * connection if h1 kept it, else on a new one. */
+static void probe(int old)
+{
+    static struct run p;
+    p = (struct run){ .act = A_NONE };
     char *body = strdup("{}");
     CHECK(body != NULL);
-    r->call = h1_start(origin, NULL, 5.0, body, 2, &cbs, r);
+    p.call = h1_start(keep_origin, NULL, 5.0, body, 2, &cbs, &p);
+    CHECK(p.call != NULL);
+    int fd = next_conn(old);
+    read_request(fd);
+    static const char ok[] = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+    CHECK(send(fd, ok, sizeof ok - 1, MSG_NOSIGNAL) == (ssize_t)sizeof ok - 1);
+    close(fd);
+    run_until_over(keep_origin, &p);
+    CHECK(p.n_done == 1 && p.code == 0 && p.len == 2 && memcmp(p.body, "ok", 2) == 0);
+}
+
+/* One answer: in pieces, then closed; or, with keep, left open when the call ends
+ * by itself, and a probe call follows. */
+static void run_once(struct run *r, const uint8_t *data, size_t size, size_t piece, bool keep)
+{
+    struct h1_origin *org = keep ? keep_origin : origin;
+    char *body = strdup("{}");
+    CHECK(body != NULL);
+    r->call = h1_start(org, NULL, 5.0, body, 2, &cbs, r);
     CHECK(r->call != NULL);
-    int fd = accept_request();
+    int fd = next_conn(-1);
+    read_request(fd);
     for (size_t off = 0; off < size; off += piece) {
         size_t n = size - off < piece ? size - off : piece;
         if (send(fd, data + off, n, MSG_NOSIGNAL) != (ssize_t)n)
             break; /* h1 closed: it has decided */
         turn(r);
     }
-    close(fd);
-    while (h1_origin_active(origin) > 0) {
+    for (int i = 0; keep && i < 4 && h1_origin_active(org) > 0; i++)
         turn(r);
-        if (h1_origin_active(origin) > 0)
-            event_base_loop(base, EVLOOP_ONCE);
+    if (keep && h1_origin_active(org) == 0) {
+        probe(fd);
+    } else {
+        close(fd);
+        run_until_over(org, r);
     }
     if (r->act != A_CANCEL && r->act != A_RELEASE)
         CHECK(r->n_done == 1);
@@ -175,19 +228,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char url[64];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", ntohs(a.sin_port));
         CHECK((base = event_base_new()) != NULL);
-        CHECK((origin = h1_origin_new(base, url, 0)) != NULL); /* no reuse: one answer each */
+        CHECK((origin = h1_origin_new(base, url, 0)) != NULL);
+        CHECK((keep_origin = h1_origin_new(base, url, 1)) != NULL);
     }
     if (size < 3 || size > 4096)
         return 0;
     static struct run pieces, whole;
-    pieces = (struct run){ .act = (enum action)(data[0] % 5),
+    pieces = (struct run){ .act = (enum action)((data[0] & 0x7f) % 5),
                            .at = data[1] & 7,
                            .grace_ms = data[1] >> 3 };
     size_t piece = data[2] == 0 ? size - 3 : data[2];
-    run_once(&pieces, data + 3, size - 3, piece > 0 ? piece : 1);
+    run_once(&pieces, data + 3, size - 3, piece > 0 ? piece : 1, data[0] & 0x80);
     if (pieces.act == A_NONE || pieces.act == A_PAUSE) {
         whole = (struct run){ .act = A_NONE };
-        run_once(&whole, data + 3, size - 3, size - 3 > 0 ? size - 3 : 1);
+        run_once(&whole, data + 3, size - 3, size - 3 > 0 ? size - 3 : 1, false);
         CHECK(whole.code == pieces.code);
         CHECK(whole.len == pieces.len && memcmp(whole.body, pieces.body, whole.len) == 0);
     }
