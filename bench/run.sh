@@ -4,7 +4,7 @@
 #
 # usage: bench/run.sh [--only "S1 S2 S3 cold v1 fallback limited soak"] [--quick]
 #                     [--n "1000 4000 8000"] [--cold-n "20 200"] [--peers]
-#                     [--targets "direct chatd seed-fastapi portkey"] [--out DIR]
+#                     [--targets "direct chatd chatd-curl seed-fastapi portkey"] [--out DIR]
 #
 # Scenarios: S1 throughput, S2 added latency, S3 concurrency, S4 (cold) cold burst,
 # S5 (v1) /v1/chat/completions streaming, S6 (fallback) fallback after a refused
