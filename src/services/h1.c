@@ -120,6 +120,8 @@ static void conn_put(struct h1_call *call, bool reusable)
         return;
     }
     event_del(&c->wev);
+    if (!event_pending(&c->rev, EV_READ, NULL)) /* a call that paused reads again */
+        event_add(&c->rev, NULL);
     c->idle_since = clock_mono_us();
     list_insert_head(&o->idle, &c->link);
     o->n_idle++;
@@ -374,6 +376,8 @@ static int on_headers_complete(http_parser *p)
 {
     struct h1_call *call = p->data;
     header_done(call);
+    if (p->status_code < 100)
+        return -1; /* not a status HTTP knows */
     if (p->status_code >= 200)
         call->status = p->status_code;
     return 0;
@@ -382,8 +386,8 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct h1_call *call = p->data;
-    if (call->cb == NULL)
-        return 0; /* released: the bytes only drain the connection */
+    if (call->cb == NULL || p->status_code < 200)
+        return 0; /* released, or an interim answer's body: read past, unused */
     call->in_data = true;
     enum h1_verdict v = call->cb->on_data(call->owner, at, len);
     call->in_data = false;
