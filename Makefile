@@ -103,9 +103,9 @@ build/asan/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(ASAN_OBJ)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< \
 	    $(filter-out $(call unit_leave_out,$<),$(ASAN_OBJ)) $(PKG_LIBS) -lcmocka
 
-# test_provider once more without sanitizers, to run under valgrind in `make unit`.
-VALGRIND_UNIT := build/tests/test_provider
-build/tests/test_provider: tests/unit/test_provider.c tests/unit/unit.h $(OBJ)
+# test_provider and test_h1 once more without sanitizers, to run under valgrind in `make unit`.
+VALGRIND_UNIT := build/tests/test_provider build/tests/test_h1
+build/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJ) $(PKG_LIBS) -lcmocka
 
@@ -137,8 +137,9 @@ bench-report-test:
 # Runs every test binary, even after a failure, then fails if any did.
 unit: $(UNIT_BIN) $(VALGRIND_UNIT)
 	@failed=; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
-	echo "== valgrind $(VALGRIND_UNIT)"; valgrind --quiet --error-exitcode=1 --leak-check=full \
-	    --errors-for-leak-kinds=definite --show-possibly-lost=no $(VALGRIND_UNIT) || failed="$$failed valgrind"; \
+	for v in $(VALGRIND_UNIT); do echo "== valgrind $$v"; valgrind --quiet --error-exitcode=1 \
+	    --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no $$v || \
+	    failed="$$failed valgrind:$$v"; done; \
 	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi; \
 	echo "unit tests passed: $(words $(UNIT_BIN)) files"
 
