@@ -150,12 +150,13 @@ integration-asan: asan all $(LIMITS_DRIVER)
 	CHATD_BIN=build/asan/chatd $(PYTEST) -q tests/integration -k "not valgrind and not failalloc"
 
 # The suites where threads meet (streams, errors, drain, bursts, /v1, configuration
-# reloads, limits shared by the workers, metrics), on 4 workers.
+# reloads, limits shared by the workers, metrics), on 4 workers, with libcurl serving
+# every provider (the other suites run most providers through h1).
 TSAN_SUITES := $(addprefix tests/integration/test_,streaming.py errors.py hardening.py burst.py \
                openai_api.py config_file.py routing_breaker.py routing_reload.py limits_redis.py \
                observability.py)
 integration-tsan: tsan all $(LIMITS_DRIVER)
-	CHATD_BIN=build/tsan/chatd CHATD_WORKERS=4 $(PYTEST) -q $(TSAN_SUITES) -k "not valgrind"
+	CHATD_BIN=build/tsan/chatd CHATD_WORKERS=4 CHATD_NATIVE_HTTP=false $(PYTEST) -q $(TSAN_SUITES) -k "not valgrind"
 
 # Every allocation of one full stream failed in turn (tests/failalloc).
 failalloc-sweep: failalloc all

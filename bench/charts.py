@@ -26,13 +26,15 @@ matplotlib.rcParams.update({
 
 # chatd (and its variants: chatd-v1, chatd-key, ...) is the same blue in every chart.
 CHATD = "#1f66b0"
-COLORS = {"direct": "#8a8a8a", "seed-fastapi": "#e07b12", "portkey": "#2e9b3e"}
+COLORS = {"chatd-curl": "#7fb3e0", "direct": "#8a8a8a", "seed-fastapi": "#e07b12", "portkey": "#2e9b3e"}
 OTHER = ["#8e44ad", "#b03a2e", "#16a085"]
 GOAL = "#c0392b"
-LABELS = {"chatd-v1": "chatd /v1", **{k: v for k, v in rp.S7_TARGETS.items() if k != "direct"}}
+LABELS = {"chatd-v1": "chatd /v1", "chatd-curl": "chatd, libcurl client", **{k: v for k, v in rp.S7_TARGETS.items() if k != "direct"}}
 
 
 def color(t):
+    if t in COLORS:
+        return COLORS[t]
     if t.startswith("chatd"):
         return CHATD
     return COLORS.get(t) or OTHER[sum(map(ord, t)) % len(OTHER)]

@@ -4,7 +4,7 @@
 #
 # usage: bench/run.sh [--only "S1 S2 S3 cold v1 fallback limited soak"] [--quick]
 #                     [--n "1000 4000 8000"] [--cold-n "20 200"] [--peers]
-#                     [--targets "direct chatd seed-fastapi portkey"] [--out DIR]
+#                     [--targets "direct chatd chatd-curl seed-fastapi portkey"] [--out DIR]
 #
 # Scenarios: S1 throughput, S2 added latency, S3 concurrency, S4 (cold) cold burst,
 # S5 (v1) /v1/chat/completions streaming, S6 (fallback) fallback after a refused
@@ -42,7 +42,7 @@ ONLY=$(echo " $ONLY " | sed 's/ cold / S4 /g; s/ v1 / S5 /g; s/ fallback / S6 /g
 for s in $ONLY; do
     case $s in S[1-8]) ;; *) echo "run.sh: unknown scenario '$s' (see --help)" >&2; exit 2 ;; esac
 done
-[ -n "$TARGETS" ] || { TARGETS="direct chatd"; [ $WITH_PEERS = 1 ] && TARGETS="$TARGETS seed-fastapi portkey"; }
+[ -n "$TARGETS" ] || { TARGETS="direct chatd chatd-curl"; [ $WITH_PEERS = 1 ] && TARGETS="$TARGETS seed-fastapi portkey"; }
 DUR=10; S3_TOKENS=100; S3_DELAY=50; S3_TIMEOUT=${S3_TIMEOUT:-300}
 SOAK_N=${SOAK_N:-2000}
 if [ $QUICK = 1 ]; then DUR=3; SOAK_S=${SOAK_S:-10}; [ "$NS" = "1000 4000 8000" ] && NS="500 2000"; fi
@@ -112,7 +112,7 @@ start_fakeprov() {  # fakeprov args; sets FP_PID FP_PORT
 target_missing() {
     case "$1" in
         direct) ;;
-        chatd) [ -x "$CHATD" ] || echo "$CHATD is not built yet (make it, or set CHATD=path)" ;;
+        chatd|chatd-curl) [ -x "$CHATD" ] || echo "$CHATD is not built yet (make it, or set CHATD=path)" ;;
         seed-fastapi)
             $PY -c 'import fastapi, uvicorn, httpx, uvloop, httptools, pydantic' 2>/dev/null ||
                 echo "python deps missing: apt-get install -y python3-fastapi uvicorn python3-httpx python3-uvloop python3-httptools python3-pydantic" ;;
@@ -188,7 +188,8 @@ metrics() {  # the running chatd's /metrics (with the key: S7's key guards it to
 }
 
 # Starts target NAME against the running fakeprov; sets T_PID T_URL T_MODE T_HDRS.
-# chatd-v1 is chatd's /v1/chat/completions; chatd-fallback is chatd whose model
+# chatd-curl is chatd with UPSTREAM_NATIVE_HTTP=false (libcurl, not h1, talks to
+# fakeprov); chatd-v1 is chatd's /v1/chat/completions; chatd-fallback is chatd whose model
 # falls back from a refused connect to fakeprov. chatd-nolimit, chatd-key and
 # chatd-redis (S7) read limited_config: without keys; with the limited key, limits in
 # the process; the same with REDIS_URL on a fresh redis-server, fail-closed so that a
@@ -199,11 +200,13 @@ start_target() {
     T_HDRS=() T_PID="" T_PORT=""
     case "$name" in
     direct) T_PID=$FP_PID; T_URL="$up/chat/completions"; T_MODE=openai; return 0 ;;
-    chatd|chatd-v1|chatd-fallback|chatd-nolimit|chatd-key|chatd-redis)
+    chatd|chatd-curl|chatd-v1|chatd-fallback|chatd-nolimit|chatd-key|chatd-redis)
         port=$(free_port)
         local route=(OPENAI_BASE_URL="$up") path=/chat
         T_MODE=chatd
         [ "$name" = chatd-v1 ] && { path=/v1/chat/completions; T_MODE=openai; }
+        # chatd-curl: libcurl for the provider too, as before chatd had its own client.
+        [ "$name" = chatd-curl ] && route+=(UPSTREAM_NATIVE_HTTP=false)
         # Retries off and a breaker that never opens: every request pays the
         # refused connect and the move to the next target.
         [ "$name" = chatd-fallback ] &&
@@ -413,7 +416,8 @@ for s in S1 S2 S3 S4 S5 S6 S7 S8; do
     [ -z "$ONLY" ] || [[ " $ONLY " == *" $s "* ]] || continue
     for t in "${RUN[@]}"; do
         case $s in
-        S1) s1 "$t" ;; S2) s2 "$t" ;; S3) s3 "$t" ;; S4) s4 "$t" ;;
+        S1) s1 "$t" ;; S2) s2 "$t" ;; S3) s3 "$t" ;;
+        S4) case $t in chatd-curl) ;; *) s4 "$t" ;; esac ;;
         S5) case $t in direct) s5 direct ;; chatd) s5 chatd-v1 ;; esac ;;
         S6) case $t in direct) s6 direct ;; chatd) s6 chatd; s6 chatd-fallback ;; esac ;;
         S7) case $t in direct) s7 direct ;; chatd) s7 chatd-nolimit; s7 chatd-key; s7 chatd-redis ;; esac ;;

@@ -6,7 +6,8 @@
 #   4. the same load in chatd mode must be rejected (fakeprov speaks OpenAI, not chatd)
 #   5. the scenarios of run.sh that need chatd (build/chatd, or CHATD), each short and
 #      checked only for valid streams, never for timing: S4 cold burst (a fresh chatd,
-#      16 streams at once), S5 /v1 streaming, S6 fallback from a refused connect,
+#      16 streams at once), S5 /v1 streaming, S3's 50 streams at once through h1 and
+#      through libcurl (UPSTREAM_NATIVE_HTTP=false), S6 fallback from a refused connect,
 #      S7 a limited client key in-process (plus: a tight key's 429s count as errors)
 #      and with a throwaway redis-server, S8 a 3 s soak of 200 streams with RSS read
 # Prints one summary line on success; the failing step's output otherwise.
@@ -110,6 +111,21 @@ timeout 10 "$B/loadgen" --url "http://127.0.0.1:$CD_PORT/v1/chat/completions" --
     --concurrency 4 --requests 16 --json >"$TMP/s5.json" 2>"$TMP/s5.log" ||
     fail "S5 /v1 streaming had failed streams" "$TMP/s5.log"
 grep -q '"completed":16,' "$TMP/s5.json" || fail "S5: not every stream completed" "$TMP/s5.json"
+PASSED=$((PASSED + 1))
+stop_all
+
+# S3's two clients (targets chatd and chatd-curl): 50 streams at once through h1, then
+# through libcurl (UPSTREAM_NATIVE_HTTP=false).
+start_fp --tokens 5 --delay-ms 20
+for native in true false; do
+    start_chatd OPENAI_BASE_URL="http://127.0.0.1:$FP_PORT/v1" UPSTREAM_NATIVE_HTTP=$native
+    timeout 20 "$B/loadgen" --url "http://127.0.0.1:$CD_PORT/chat" --mode chatd --streams 50 \
+        --timeout 15 --json >"$TMP/s3.$native.json" 2>"$TMP/s3.$native.log" ||
+        fail "S3 (UPSTREAM_NATIVE_HTTP=$native) had failed streams" "$TMP/s3.$native.log"
+    grep -q '"completed":50,' "$TMP/s3.$native.json" ||
+        fail "S3 (UPSTREAM_NATIVE_HTTP=$native): not every stream completed" "$TMP/s3.$native.json"
+    kill "$CD" 2>/dev/null; wait "$CD" 2>/dev/null; CD=""
+done
 PASSED=$((PASSED + 1))
 stop_all
 

@@ -27,8 +27,8 @@
 #include "core/list.h"
 #include "services/h1_internal.h"
 
-#define READ_SIZE       16384 /* one read; the buffer is the origin's, shared by its calls */
-#define IDLE_MAX_AGE_US (118 * 1000000LL) /* libcurl's default CURLOPT_MAXAGE_CONN */
+#define READ_SIZE        16384 /* one read; the buffer is the origin's, shared by its calls */
+#define IDLE_MAX_AGE_US  (118 * 1000000LL) /* libcurl's default CURLOPT_MAXAGE_CONN */
 #define HEADER_VALUE_MAX 256
 
 struct h1_origin {
@@ -78,6 +78,7 @@ struct h1_call {
     enum header hwant;
     bool in_value;
     bool got_bytes, reused, retried, complete;
+    bool cut_short; /* the answer came before the whole request was sent */
     bool in_data, cancelled, aborted, paused;
     char err[CURL_ERROR_SIZE];
 };
@@ -119,6 +120,8 @@ static void conn_put(struct h1_call *call, bool reusable)
         return;
     }
     event_del(&c->wev);
+    if (!event_pending(&c->rev, EV_READ, NULL)) /* a call that paused reads again */
+        event_add(&c->rev, NULL);
     c->idle_since = clock_mono_us();
     list_insert_head(&o->idle, &c->link);
     o->n_idle++;
@@ -135,8 +138,8 @@ static void call_finish(struct h1_call *call, int code, bool reusable)
     call_free(call);
 }
 
-__attribute__((format(printf, 2, 3))) static void set_err(struct h1_call *call,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void set_err(struct h1_call *call, const char *fmt,
+                                                          ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -373,6 +376,8 @@ static int on_headers_complete(http_parser *p)
 {
     struct h1_call *call = p->data;
     header_done(call);
+    if (p->status_code < 100)
+        return -1; /* not a status HTTP knows */
     if (p->status_code >= 200)
         call->status = p->status_code;
     return 0;
@@ -381,8 +386,8 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct h1_call *call = p->data;
-    if (call->cb == NULL)
-        return 0; /* released: the bytes only drain the connection */
+    if (call->cb == NULL || p->status_code < 200)
+        return 0; /* released, or an interim answer's body: read past, unused */
     call->in_data = true;
     enum h1_verdict v = call->cb->on_data(call->owner, at, len);
     call->in_data = false;
@@ -422,12 +427,19 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* The request is no longer needed once the provider started answering. */
+/* The request is no longer needed once the provider started answering; one
+ * that answers before it read all of it (a 413, say) gets no more of it, and its
+ * connection is not reused. */
 static void got_bytes(struct h1_call *call)
 {
     if (call->got_bytes)
         return;
     call->got_bytes = true;
+    if (call->sent < call->head_len + call->body_len) {
+        call->cut_short = true;
+        call->sent = call->head_len + call->body_len;
+        event_del(&call->conn->wev);
+    }
     free(call->head);
     free(call->body);
     call->head = call->body = NULL;
@@ -450,7 +462,7 @@ static int call_feed(struct h1_call *call, const char *data, size_t len)
         return 1;
     }
     if (call->complete) {
-        call_finish(call, 0, used == len && http_should_keep_alive(&c->parser));
+        call_finish(call, 0, used == len && !call->cut_short && http_should_keep_alive(&c->parser));
         return 1;
     }
     if (call->paused) {
@@ -468,7 +480,7 @@ static int call_feed(struct h1_call *call, const char *data, size_t len)
         snprintf(call->err, sizeof call->err, "Not an HTTP/1.1 answer from %s: %s",
                  call->o->addr.text, http_errno_description(e));
         call_fail(call, e == HPE_CB_header_value || e == HPE_CB_body ? CURLE_OUT_OF_MEMORY
-                                                                      : CURLE_WEIRD_SERVER_REPLY);
+                                                                     : CURLE_WEIRD_SERVER_REPLY);
         return 1;
     }
     return 0;
@@ -487,7 +499,8 @@ static void call_on_eof(struct h1_call *call, int e)
     if (call_retry(call))
         return;
     if (!call->got_bytes) {
-        set_err(call, "Empty reply from %s%s%s", call->o->addr.text, e ? ": " : "", e ? strerror(e) : "");
+        set_err(call, "Empty reply from %s%s%s", call->o->addr.text, e ? ": " : "",
+                e ? strerror(e) : "");
         call_fail(call, e ? CURLE_RECV_ERROR : CURLE_GOT_NOTHING);
         return;
     }
@@ -644,7 +657,11 @@ struct h1_call *h1_start(struct h1_origin *o, const struct curl_slist *headers,
         free(body);
         return NULL;
     }
-    *call = (struct h1_call){ .o = o, .cb = cb, .owner = owner, .body = body, .body_len = len,
+    *call = (struct h1_call){ .o = o,
+                              .cb = cb,
+                              .owner = owner,
+                              .body = body,
+                              .body_len = len,
                               .connect_timeout_s = connect_timeout_s };
     call->head = h1_request_head(&o->addr, headers, len, &call->head_len);
     list_insert_tail(&o->calls, &call->link);

@@ -30,7 +30,7 @@ enum header h1_header_kind(const char *name, size_t len);
 
 /* "POST path HTTP/1.1", Host, User-Agent, the headers (lines "Name:" skipped),
  * Content-Length, blank line: malloc'd, its length in *len. NULL when out of memory. */
-char *h1_request_head(const struct h1_addr *a, const struct curl_slist *headers,
-                      size_t body_len, size_t *len);
+char *h1_request_head(const struct h1_addr *a, const struct curl_slist *headers, size_t body_len,
+                      size_t *len);
 
 #endif

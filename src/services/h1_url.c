@@ -97,8 +97,8 @@ static void add_line(struct buf *b, const char *line)
     buf_append(b, "\r\n", 2);
 }
 
-char *h1_request_head(const struct h1_addr *a, const struct curl_slist *headers,
-                      size_t body_len, size_t *len)
+char *h1_request_head(const struct h1_addr *a, const struct curl_slist *headers, size_t body_len,
+                      size_t *len)
 {
     struct buf b = { 0 };
     buf_append_str(&b, "POST ");

@@ -62,10 +62,10 @@ struct pool {
     CURLM *multi;
     struct h1_origin *h1; /* chatd's own client serves this provider instead (see h1.h) */
     struct event timer;   /* curl's timeout */
-    struct event reap;  /* frees a retired pool from the loop */
-    char *key;          /* name, URL and CA bundle: what makes its connections its own */
-    bool h2;            /* its transfers ran over HTTP/2: new ones may wait to multiplex */
-    bool retired;       /* its provider left the configuration */
+    struct event reap;    /* frees a retired pool from the loop */
+    char *key;            /* name, URL and CA bundle: what makes its connections its own */
+    bool h2;              /* its transfers ran over HTTP/2: new ones may wait to multiplex */
+    bool retired;         /* its provider left the configuration */
     size_t active;
 };
 
@@ -91,9 +91,9 @@ enum deferred { DEFER_NONE, DEFER_CANCEL, DEFER_RESUME, DEFER_RELEASE_EXPIRED };
 struct provider_call {
     struct provider *p;
     struct pool *pool;
-    struct list link; /* in p->calls */
-    CURL *easy;          /* NULL when h1 serves the call */
-    struct h1_call *h1;  /* NULL when libcurl serves it */
+    struct list link;   /* in p->calls */
+    CURL *easy;         /* NULL when h1 serves the call */
+    struct h1_call *h1; /* NULL when libcurl serves it */
     char *body;
     struct curl_slist *headers;         /* this provider's request headers */
     const struct provider_conf *target; /* valid while the owner holds the call */
@@ -543,6 +543,8 @@ static struct pool *pool_new(struct provider *p, char *key, const struct provide
         pool_free(pool);
         return NULL;
     }
+    log_event(LOG_DEBUG, "provider_pool_opened", NULL, LOG_STR("provider", pc->name),
+              LOG_STR("client", pool->h1 != NULL ? "h1" : "libcurl"));
     return pool;
 }
 
@@ -652,9 +654,9 @@ struct provider_call *provider_start(struct provider *p, const struct provider_c
     *call = (struct provider_call){ .p = p, .target = target, .cb = cb, .owner = owner };
     evtimer_assign(&call->ev, p->base, on_deferred, call);
     call->pool = pool_for(p, target);
-    int rc = call->pool == NULL                ? (free(body), -1)
-             : call->pool->h1 != NULL          ? start_h1(call, connect_timeout_s, body, len)
-                                               : start_curl(p, call, connect_timeout_s, body, len);
+    int rc = call->pool == NULL       ? (free(body), -1)
+             : call->pool->h1 != NULL ? start_h1(call, connect_timeout_s, body, len)
+                                      : start_curl(p, call, connect_timeout_s, body, len);
     if (rc != 0) {
         free(call);
         return NULL;

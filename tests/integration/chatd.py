@@ -30,6 +30,9 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 # CHATD_WORKERS replaces the default WORKERS (2) of every chatd a test starts
 # (make integration-tsan: 4); a test that asks for a number of its own keeps it.
 DEFAULT_WORKERS = os.environ.get("CHATD_WORKERS") or "2"
+# CHATD_NATIVE_HTTP=false runs every chatd with UPSTREAM_NATIVE_HTTP=false (libcurl
+# for the providers that chatd's own client would serve; make integration-tsan).
+NATIVE_HTTP = os.environ.get("CHATD_NATIVE_HTTP")
 
 
 class Chatd:
@@ -46,6 +49,7 @@ class Chatd:
             # One attempt per request unless a test asks for retries: most suites
             # script one provider answer per request (test_routing.py sets its own).
             "UPSTREAM_RETRIES": "0",
+            **({"UPSTREAM_NATIVE_HTTP": NATIVE_HTTP} if NATIVE_HTTP else {}),
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
             "TSAN_OPTIONS": "halt_on_error=0:second_deadlock_stack=1",

@@ -1,4 +1,5 @@
-/* Unit tests of src/services/provider.c: a real libcurl multi handle on a real
+/* Unit tests of src/services/provider.c, once with libcurl and once with h1
+ * serving the provider: a real libcurl multi handle (or h1) on a real
  * event_base against a small HTTP/1.1 server run by this test (a thread per
  * connection, on a free 127.0.0.1 port) that streams a few chunks. The owner ends
  * the transfer from inside every callback — release, cancel, pause and resume from
@@ -28,6 +29,7 @@
 /* ---- the server ------------------------------------------------------------------------ */
 
 static int listen_fd = -1;
+static bool native; /* the config's UPSTREAM_NATIVE_HTTP for the provider under test */
 static int port;
 
 /* Reads one request (headers and Content-Length body) and its path; -1 at EOF. */
@@ -278,7 +280,7 @@ static int setup(void **state)
     snprintf(url_stall, sizeof url_stall, "http://127.0.0.1:%d/stall", port);
     target_stream = (struct provider_conf){ .name = "local", .chat_url = url_stream };
     target_stall = (struct provider_conf){ .name = "local", .chat_url = url_stall };
-    struct config cfg = { .max_streams = 8, .workers = 1 };
+    struct config cfg = { .max_streams = 8, .workers = 1, .native_http = native };
     base = event_base_new();
     prov = base ? provider_new(base, &cfg) : NULL;
     return prov == NULL ? -1 : 0;
@@ -466,7 +468,7 @@ static void test_cancel_at_once_and_free(void **state)
     while (a.n_data == 0 || b.n_data == 0)
         event_base_loop(base, EVLOOP_ONCE);
     provider_free(prov); /* teardown frees the next one */
-    struct config cfg = { .max_streams = 8, .workers = 1 };
+    struct config cfg = { .max_streams = 8, .workers = 1, .native_http = native };
     prov = provider_new(base, &cfg);
     assert_non_null(prov);
     assert_int_equal(a.n_done + b.n_done, 0);
@@ -487,7 +489,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_at_once_and_free, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, server_start, server_stop);
+    /* Every test twice: the provider served by libcurl, then by h1 (h1.c). */
+    int rc = cmocka_run_group_tests_name("libcurl", tests, server_start, server_stop);
+    native = true;
+    rc += cmocka_run_group_tests_name("h1", tests, server_start, server_stop);
     curl_global_cleanup();
     return rc;
 }
