@@ -448,6 +448,10 @@ const struct config_var config_vars[] = {
       F(rate_limit_fail_open), "rate_limit_fail_open", false, NULL, false },
     { "UI_ENABLED", CONFIG_BOOL, "true", "", 0, 0, "serve the web chat page at /", F(ui_enabled),
       "ui_enabled", false, NULL, false },
+    { "IDLE_SPIN_MICROSECONDS", CONFIG_INT, "0", "", 0, 100000,
+      "while streams are open, how long a worker polls without sleeping once it has nothing "
+      "to do (0: it sleeps at once)",
+      F(idle_spin_us), "idle_spin_microseconds", false, NULL, false },
 };
 
 const size_t config_n_vars = sizeof config_vars / sizeof config_vars[0];
