@@ -13,7 +13,8 @@
 # --only takes names or numbers, several separated by spaces.
 #
 # Pinning: the target server runs on CPU 0; loadgen, fakeprov and redis-server on
-# CPU 1. Every process this script starts is killed on exit.
+# CPU 1 (GW_CPUS and LOAD_CPUS change them: taskset -c lists, e.g. GW_CPUS=1 puts the
+# target on the load's core). Every process this script starts is killed on exit.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
         --peers) WITH_PEERS=1; shift ;;
         --targets) TARGETS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -45,12 +46,13 @@ done
 [ -n "$TARGETS" ] || { TARGETS="direct chatd chatd-curl"; [ $WITH_PEERS = 1 ] && TARGETS="$TARGETS seed-fastapi portkey"; }
 DUR=10; S3_TOKENS=100; S3_DELAY=50; S3_TIMEOUT=${S3_TIMEOUT:-300}
 SOAK_N=${SOAK_N:-2000}
+GW_CPUS=${GW_CPUS:-0} LOAD_CPUS=${LOAD_CPUS:-1}
 if [ $QUICK = 1 ]; then DUR=3; SOAK_S=${SOAK_S:-10}; [ "$NS" = "1000 4000 8000" ] && NS="500 2000"; fi
 SOAK_S=${SOAK_S:-30}
 OUT=${OUT:-$(mktemp -d /tmp/chatd-bench.XXXXXX)}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
-[ "$(nproc)" -ge 2 ] || echo "run.sh: only $(nproc) CPU; pinning to CPU 0/1 will fail" >&2
+[ "$(nproc)" -ge 2 ] || echo "run.sh: only $(nproc) CPU; pinning to CPU $GW_CPUS/$LOAD_CPUS may fail" >&2
 
 PIDS=()
 cleanup() {
@@ -69,6 +71,7 @@ make -s -C "$HERE" >&2 || { echo "run.sh: build failed" >&2; exit 1; }
 busy=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; sleep 1; awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat)
 busy=$(echo "$busy" | awk 'NR==1{b=$1; i=$2} NR==2{t=($1-b)+($2-i); printf "%d", t ? 100*($1-b)/t : 0}')
 echo "CPU busy in the second before the run: ${busy}%" >"$OUT/notes.txt"
+echo "pinning: the target on CPU $GW_CPUS; loadgen, fakeprov, redis-server on CPU $LOAD_CPUS" >>"$OUT/notes.txt"
 [ "$busy" -lt 10 ] || echo "run.sh: warning: the machine is ${busy}% busy before the run; results will be skewed" |
     tee -a "$OUT/notes.txt" >&2
 
@@ -97,7 +100,7 @@ wait_port() {  # PORT PID: until it accepts, or the process died / 30 s passed
 
 start_fakeprov() {  # fakeprov args; sets FP_PID FP_PORT
     local log="$OUT/fakeprov.log"
-    taskset -c 1 "$BUILD/fakeprov" --port 0 "$@" 2>"$log" &
+    taskset -c "$LOAD_CPUS" "$BUILD/fakeprov" --port 0 "$@" 2>"$log" &
     FP_PID=$!; PIDS+=("$FP_PID")
     local i
     for i in $(seq 100); do
@@ -175,7 +178,7 @@ JSON
 
 start_redis() {  # a throwaway redis-server on a free loopback port; sets R_PID R_PORT
     R_PORT=$(free_port)
-    taskset -c 1 redis-server --port "$R_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    taskset -c "$LOAD_CPUS" redis-server --port "$R_PORT" --bind 127.0.0.1 --save '' --appendonly no \
         >"$OUT/redis.log" 2>&1 &
     R_PID=$!; PIDS+=("$R_PID")
     wait_port "$R_PORT" "$R_PID" && return 0
@@ -226,15 +229,15 @@ start_target() {
         mkdir -p "$OUT/chatd-cwd"
         (cd "$OUT/chatd-cwd" && exec env -i PATH="$PATH" "${route[@]}" OPENAI_API_KEY=sk-bench \
             WORKERS=1 LOG_LEVEL=warning PORT="$port" HOST=127.0.0.1 MAX_CONCURRENT_STREAMS=20000 \
-            taskset -c 0 "$CHATD" >/dev/null 2>>"$OUT/chatd.log") &
+            taskset -c "$GW_CPUS" "$CHATD" >/dev/null 2>>"$OUT/chatd.log") &
         T_PID=$!; T_PORT=$port; T_URL="http://127.0.0.1:$port$path" ;;
     seed-fastapi)
         port=$(free_port)
-        taskset -c 0 "$PEERS/seed-fastapi/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/seed.log" &
+        taskset -c "$GW_CPUS" "$PEERS/seed-fastapi/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/seed.log" &
         T_PID=$!; T_URL="http://127.0.0.1:$port/chat"; T_MODE=chatd ;;
     portkey)
         port=$(free_port)
-        taskset -c 0 "$PEERS/portkey/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/portkey.log" &
+        taskset -c "$GW_CPUS" "$PEERS/portkey/start.sh" "$port" "$up" >/dev/null 2>>"$OUT/portkey.log" &
         T_PID=$!; T_URL="http://127.0.0.1:$port/v1/chat/completions"; T_MODE=openai
         T_HDRS=(--header "x-portkey-provider: openai" --header "x-portkey-custom-host: $up"
                 --header "Authorization: Bearer sk-bench") ;;
@@ -251,7 +254,7 @@ start_target() {
 loadgen() {  # extra loadgen args; JSON on stdout
     # In the background and waited for, so a TERM to run.sh is handled at once
     # (bash runs traps only between foreground commands).
-    taskset -c 1 "$BUILD/loadgen" --url "$T_URL" --mode "$T_MODE" "${T_HDRS[@]}" --json "$@" &
+    taskset -c "$LOAD_CPUS" "$BUILD/loadgen" --url "$T_URL" --mode "$T_MODE" "${T_HDRS[@]}" --json "$@" &
     local p=$!
     PIDS+=("$p")
     wait "$p"
@@ -380,7 +383,7 @@ s8() {
     start_fakeprov --tokens 50 --delay-ms 100
     if start_target "$t"; then
         say "S8 $t: $SOAK_N streams for $SOAK_S s"
-        taskset -c 1 "$BUILD/loadgen" --url "$T_URL" --mode "$T_MODE" "${T_HDRS[@]}" --json --quiet \
+        taskset -c "$LOAD_CPUS" "$BUILD/loadgen" --url "$T_URL" --mode "$T_MODE" "${T_HDRS[@]}" --json --quiet \
             --concurrency "$SOAK_N" --duration "$SOAK_S" --timeout 60 >"$OUT/S8.$t.json" &
         lg=$!; PIDS+=("$lg")
         t0=$(date +%s.%N)

@@ -277,10 +277,65 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
     config_unref(old);
 }
 
+/* ---- the loop ----------------------------------------------------------------------- */
+
+/* IDLE_SPIN_MICROSECONDS. Waking a thread that sleeps in epoll_wait on a core with
+ * nothing else to run is slow on some machines (a halted virtual CPU waits for its
+ * host), so while streams are open a worker polls without blocking until it has had
+ * nothing to do for that long, and only then sleeps. The marker is activated before
+ * each polled turn, so it runs first and sees whether anything else became active. */
+struct spin {
+    struct event *marker;
+    bool found; /* the last polled turn had callbacks to run */
+};
+
+static void on_marker(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct spin *sp = arg;
+    struct event_base *base = event_get_base(sp->marker);
+    sp->found = event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0;
+}
+
+static bool loop_stopped(struct event_base *base)
+{
+    return event_base_got_exit(base) || event_base_got_break(base);
+}
+
+/* Polls while streams are open until the spin time passes with nothing to run.
+ * Returns false when the loop was asked to stop. */
+static bool spin(struct worker *w, struct spin *sp)
+{
+    int64_t budget = w->cfg->idle_spin_us, last = clock_mono_us();
+    while (budget > 0 && !list_empty(&w->streams) && clock_mono_us() - last < budget) {
+        event_active(sp->marker, EV_TIMEOUT, 1);
+        if (event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK) < 0 || loop_stopped(w->base))
+            return false;
+        if (sp->found)
+            last = clock_mono_us();
+    }
+    return true;
+}
+
+/* event_base_dispatch, with a spin after each turn that ran callbacks. */
+static void run_loop(struct worker *w)
+{
+    struct spin sp = { 0 };
+    sp.marker = event_new(w->base, -1, 0, on_marker, &sp);
+    if (sp.marker == NULL) { /* out of memory: serve without the spin */
+        event_base_dispatch(w->base);
+        return;
+    }
+    while (event_base_loop(w->base, EVLOOP_ONCE) == 0 && !loop_stopped(w->base) && spin(w, &sp))
+        ;
+    event_free(sp.marker);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    event_base_dispatch(w->base);
+    run_loop(w);
     /* This worker is done: close its idle keep-alive connections now, not when the last
      * worker is done, so that a proxy does not send a request on one nobody reads. */
     http_server_free(w->http);

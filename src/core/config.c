@@ -452,6 +452,10 @@ const struct config_var config_vars[] = {
       "chatd's own HTTP/1.1 client for http:// providers at an IP address or localhost with no "
       "proxy (false: libcurl for every provider)",
       F(native_http), "upstream_native_http", false, NULL, false },
+    { "IDLE_SPIN_MICROSECONDS", CONFIG_INT, "0", "", 0, 100000,
+      "while streams are open, how long a worker polls without sleeping once it has nothing "
+      "to do (0: it sleeps at once)",
+      F(idle_spin_us), "idle_spin_microseconds", false, NULL, false },
 };
 
 const size_t config_n_vars = sizeof config_vars / sizeof config_vars[0];

@@ -64,6 +64,7 @@ static void test_defaults(void **state)
     assert_null(cfg.redis_url);
     assert_true(cfg.rate_limit_fail_open);
     assert_true(cfg.ui_enabled);
+    assert_int_equal(cfg.idle_spin_us, 0);
     config_free(&cfg);
 }
 
@@ -113,6 +114,7 @@ static void test_every_variable_set(void **state)
         { "REDIS_URL", "redis://:pw@127.0.0.1:6379/2" },
         { "RATE_LIMIT_FAIL_OPEN", "No" },
         { "UI_ENABLED", "0" },
+        { "IDLE_SPIN_MICROSECONDS", " 250 " },
         { NULL, NULL },
     };
     struct config cfg;
@@ -147,6 +149,7 @@ static void test_every_variable_set(void **state)
     assert_string_equal(cfg.redis_url, "redis://:pw@127.0.0.1:6379/2");
     assert_false(cfg.rate_limit_fail_open);
     assert_false(cfg.ui_enabled);
+    assert_int_equal(cfg.idle_spin_us, 250);
     config_free(&cfg);
     config_free(&cfg); /* idempotent */
 }
@@ -222,6 +225,10 @@ static const struct bad_case bad_cases[] = {
     { "RATE_LIMIT_FAIL_OPEN", "on", "RATE_LIMIT_FAIL_OPEN" },
     { "UI_ENABLED", "2", "UI_ENABLED" },
     { "UI_ENABLED", "truee", "UI_ENABLED" },
+    { "IDLE_SPIN_MICROSECONDS", "-1", "IDLE_SPIN_MICROSECONDS" },
+    { "IDLE_SPIN_MICROSECONDS", "100001", "IDLE_SPIN_MICROSECONDS" },
+    { "IDLE_SPIN_MICROSECONDS", "1.5", "IDLE_SPIN_MICROSECONDS" },
+    { "IDLE_SPIN_MICROSECONDS", "50us", "IDLE_SPIN_MICROSECONDS" },
 };
 
 static void test_every_bad_value(void **state)
@@ -287,6 +294,8 @@ static void test_boundaries_accepted(void **state)
         { { "MAX_REQUEST_BYTES", "67108864" } },
         { { "UPSTREAM_RETRIES", "10" } },
         { { "BREAKER_FAILURES", "1000" } },
+        { { "IDLE_SPIN_MICROSECONDS", "0" } },
+        { { "IDLE_SPIN_MICROSECONDS", "100000" } },
         { { "SYSTEM_PROMPT", "Réponds en français, s'il te plaît 🙂" } },
     };
     for (size_t i = 0; i < N_ELEMS(ok); i++) {
