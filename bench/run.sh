@@ -40,6 +40,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 ONLY=$(echo " $ONLY " | sed 's/ cold / S4 /g; s/ v1 / S5 /g; s/ fallback / S6 /g; s/ limited / S7 /g; s/ soak / S8 /g')
+ONLY=$(echo $ONLY) # without the padding: empty means every scenario
 for s in $ONLY; do
     case $s in S[1-8]) ;; *) echo "run.sh: unknown scenario '$s' (see --help)" >&2; exit 2 ;; esac
 done
