@@ -61,6 +61,10 @@ struct http_request {
     /* The application's per-request scratch, set by it in on_headers. */
     char cid[40]; /* correlation id */
     bool begun;   /* request_received logged */
+    /* SHA-256 of the bearer token, hashed once (the client key is looked up when the
+     * headers arrive and again with the whole request, maybe in a newer configuration). */
+    unsigned char token_sha256[32];
+    bool token_hashed;
 };
 
 /* Verdicts of on_headers. */

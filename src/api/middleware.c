@@ -53,8 +53,7 @@ size_t mw_common_headers(const struct config *cfg, const char *cid, const char *
     return n;
 }
 
-bool mw_authorized(const struct config *cfg, const struct http_request *req,
-                   const struct key_conf **key)
+bool mw_authorized(const struct config *cfg, struct http_request *req, const struct key_conf **key)
 {
     *key = NULL;
     if (!config_auth_enabled(cfg))
@@ -65,8 +64,14 @@ bool mw_authorized(const struct config *cfg, const struct http_request *req,
     const char *token = h->v + 7;
     while (*token == ' ')
         token++;
-    /* Hashes the token and compares it with every key in constant time. */
-    *key = config_find_key(cfg, token, strlen(token));
+    /* Hashes the token (once per request) and compares it with every key in
+     * constant time. */
+    if (!req->token_hashed) {
+        if (config_sha256(token, strlen(token), req->token_sha256) != 0)
+            return false;
+        req->token_hashed = true;
+    }
+    *key = config_find_key(cfg, req->token_sha256);
     return *key != NULL;
 }
 

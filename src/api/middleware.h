@@ -34,8 +34,7 @@ size_t mw_common_headers(const struct config *cfg, const char *cid, const char *
 /* True when client auth is off, or the request carries one of the configured
  * client keys as a Bearer token (hashed, compared in constant time); *key is
  * then that key (NULL when auth is off). */
-bool mw_authorized(const struct config *cfg, const struct http_request *req,
-                   const struct key_conf **key);
+bool mw_authorized(const struct config *cfg, struct http_request *req, const struct key_conf **key);
 
 /* Logs response_complete for a request. */
 void mw_log_complete(const char *cid, int status, enum outcome outcome, int64_t start_us,

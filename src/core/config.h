@@ -187,9 +187,9 @@ void config_public_url(const char *url, char *out, size_t outlen);
 /* The model named name (NULL: the default model), or NULL when chatd does not route it. */
 const struct model_conf *config_find_model(const struct config *cfg, const char *name);
 
-/* The client key whose SHA-256 matches token[0..len), or NULL. Compares against
- * every key in constant time (no early exit). */
-const struct key_conf *config_find_key(const struct config *cfg, const char *token, size_t len);
+/* The client key whose SHA-256 is h (config_sha256 of the token), or NULL.
+ * Compares against every key in constant time (no early exit). */
+const struct key_conf *config_find_key(const struct config *cfg, const unsigned char h[32]);
 
 /* True when key k may use model (k NULL, or k without a model list: every model). */
 bool config_key_allows(const struct key_conf *k, const char *model);

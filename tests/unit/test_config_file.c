@@ -63,6 +63,14 @@ static int parse(struct config *cfg, const char *json, char *err, size_t errlen)
                                      errlen);
 }
 
+/* config_find_key with the token hashed as the middleware hashes it. */
+static const struct key_conf *find_key(const struct config *cfg, const char *token, size_t len)
+{
+    unsigned char h[32];
+    assert_int_equal(config_sha256(token, len, h), 0);
+    return config_find_key(cfg, h);
+}
+
 static void test_good_file(void **state)
 {
     (void)state;
@@ -118,12 +126,12 @@ static void test_lookups(void **state)
     assert_null(config_find_model(&cfg, "gpt-4o"));
     assert_null(config_find_model(&cfg, "mini-deploy")); /* a provider's name is not routed */
     assert_true(config_auth_enabled(&cfg));
-    const struct key_conf *k = config_find_key(&cfg, "password", 8);
+    const struct key_conf *k = find_key(&cfg, "password", 8);
     assert_ptr_equal(k, &cfg.keys[0]);
-    assert_ptr_equal(config_find_key(&cfg, "1", 1), &cfg.keys[1]);
-    assert_null(config_find_key(&cfg, "passwor", 7));
-    assert_null(config_find_key(&cfg, "password ", 9));
-    assert_null(config_find_key(&cfg, "", 0));
+    assert_ptr_equal(find_key(&cfg, "1", 1), &cfg.keys[1]);
+    assert_null(find_key(&cfg, "passwor", 7));
+    assert_null(find_key(&cfg, "password ", 9));
+    assert_null(find_key(&cfg, "", 0));
     assert_true(config_key_allows(k, "gpt-4o-mini"));
     assert_false(config_key_allows(k, "local"));
     assert_true(config_key_allows(&cfg.keys[1], "local")); /* no list: every model */
@@ -321,15 +329,15 @@ static void test_without_file(void **state)
     assert_int_equal(cfg.n_keys, 2);
     assert_string_equal(cfg.keys[0].name, "CLIENT_API_KEYS[1]");
     assert_string_equal(cfg.keys[1].name, "CLIENT_API_KEYS[2]");
-    assert_ptr_equal(config_find_key(&cfg, "1", 1), &cfg.keys[1]);
-    assert_null(config_find_key(&cfg, "2", 1));
+    assert_ptr_equal(find_key(&cfg, "1", 1), &cfg.keys[1]);
+    assert_null(find_key(&cfg, "2", 1));
     assert_int_equal(cfg.keys[0].models.n, 0);
     config_free(&cfg);
 
     static const struct var none[] = { { NULL, NULL } };
     assert_int_equal(load(&cfg, none, err, sizeof err), 0);
     assert_false(config_auth_enabled(&cfg));
-    assert_null(config_find_key(&cfg, "x", 1));
+    assert_null(find_key(&cfg, "x", 1));
     config_free(&cfg);
 }
 
@@ -348,7 +356,7 @@ static void test_with_file(void **state)
     assert_int_equal(cfg.max_tokens, 77);
     assert_int_equal(cfg.n_keys, 3); /* the file's two, then CLIENT_API_KEYS */
     assert_string_equal(cfg.keys[2].name, "CLIENT_API_KEYS[1]");
-    assert_ptr_equal(config_find_key(&cfg, "other-key", 9), &cfg.keys[2]);
+    assert_ptr_equal(find_key(&cfg, "other-key", 9), &cfg.keys[2]);
     assert_string_equal(cfg.model, "local");
     config_free(&cfg);
 
