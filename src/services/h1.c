@@ -383,20 +383,46 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
+/* Gives body bytes to the owner (none to a released call). H1_ABORT: the call must
+ * stop (call->cancelled or call->aborted says why, for call_stop); H1_PAUSE: the
+ * bytes were not used; H1_GO_ON also when the owner released the call in there. */
+static enum h1_verdict hand_over(struct h1_call *call, const char *data, size_t len)
+{
+    if (call->cb == NULL)
+        return H1_GO_ON; /* released: the bytes only drain the connection */
+    call->in_data = true;
+    enum h1_verdict v = call->cb->on_data(call->owner, data, len);
+    call->in_data = false;
+    if (call->cancelled)
+        return H1_ABORT;
+    if (call->cb == NULL)
+        return H1_GO_ON;
+    call->aborted = v == H1_ABORT;
+    return v;
+}
+
+/* Ends a call that hand_over said must stop: silently when its owner cancelled
+ * it, with CURLE_WRITE_ERROR when the owner's on_data aborted. */
+static void call_stop(struct h1_call *call)
+{
+    if (call->cancelled) {
+        if (call->conn != NULL)
+            conn_close(call->conn);
+        call_free(call);
+        return;
+    }
+    snprintf(call->err, sizeof call->err, "the receiver stopped the transfer");
+    call_finish(call, CURLE_WRITE_ERROR, false);
+}
+
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct h1_call *call = p->data;
-    if (call->cb == NULL || p->status_code < 200)
-        return 0; /* released, or an interim answer's body: read past, unused */
-    call->in_data = true;
-    enum h1_verdict v = call->cb->on_data(call->owner, at, len);
-    call->in_data = false;
-    if (call->cancelled || call->cb == NULL)
-        return call->cancelled ? -1 : 0;
-    if (v == H1_ABORT) {
-        call->aborted = true;
+    if (p->status_code < 200)
+        return 0; /* an interim answer's body: read past, unused */
+    enum h1_verdict v = hand_over(call, at, len);
+    if (v == H1_ABORT)
         return -1;
-    }
     if (v == H1_PAUSE) {
         if ((call->held = malloc(len)) == NULL)
             return -1;
@@ -451,14 +477,8 @@ static int call_feed(struct h1_call *call, const char *data, size_t len)
     struct conn *c = call->conn;
     size_t used = http_parser_execute(&c->parser, &settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (call->cancelled) {
-        conn_close(c);
-        call_free(call);
-        return 1;
-    }
-    if (call->aborted) {
-        snprintf(call->err, sizeof call->err, "the receiver stopped the transfer");
-        call_finish(call, CURLE_WRITE_ERROR, false);
+    if (call->cancelled || call->aborted) {
+        call_stop(call);
         return 1;
     }
     if (call->complete) {
@@ -549,30 +569,20 @@ static void call_unpause(struct h1_call *call)
     call->held_len = call->rest_len = 0;
     call->paused = false;
     http_parser_pause(&c->parser, 0);
-    enum h1_verdict v = H1_GO_ON;
-    if (held_len > 0 && call->cb != NULL) {
-        call->in_data = true;
-        v = call->cb->on_data(call->owner, held, held_len);
-        call->in_data = false;
-    }
-    if (call->cancelled || (v == H1_PAUSE && call->cb != NULL)) {
-        call->held = held; /* paused again: kept as they were (freed with the call) */
+    enum h1_verdict v = held_len > 0 ? hand_over(call, held, held_len) : H1_GO_ON;
+    if (v == H1_PAUSE) {
+        call->held = held; /* paused again: kept as they were */
         call->held_len = held_len;
         call->rest = rest;
         call->rest_len = rest_len;
-        call->paused = !call->cancelled;
+        call->paused = true;
         http_parser_pause(&c->parser, 1);
-        if (call->cancelled) {
-            conn_close(c);
-            call_free(call);
-        }
         return;
     }
     free(held);
-    if (v == H1_ABORT && call->cb != NULL) {
+    if (v == H1_ABORT) {
         free(rest);
-        snprintf(call->err, sizeof call->err, "the receiver stopped the transfer");
-        call_finish(call, CURLE_WRITE_ERROR, false);
+        call_stop(call);
         return;
     }
     int ended = rest_len > 0 ? call_feed(call, rest, rest_len) : 0;
