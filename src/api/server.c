@@ -383,6 +383,9 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct metr
     struct event_config *ec = event_config_new();
     if (ec != NULL) {
         event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK); /* one thread per base */
+        /* libevent's default clock here is CLOCK_MONOTONIC_COARSE (4 ms ticks), which
+         * fired retry backoffs and timeouts up to 4 ms before they were due. */
+        event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }

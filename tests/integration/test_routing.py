@@ -254,7 +254,7 @@ def check_backoff(fp, logged, first_retry=0):
         cap = 100 * 2 ** (first_retry + n)
         assert 0 <= d <= cap, (n, d, cap)
         gap = fp.requests[n + 1].at - fp.requests[n].at
-        assert gap >= d / 1000 - 0.002, (n, d, gap)
+        assert gap >= d / 1000 - 0.0002, (n, d, gap)  # precise timers: never early
     assert sum(logged) > 0  # all zero: no backoff at all (chance below 1e-4 with two retries)
 
 
