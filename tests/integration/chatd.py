@@ -6,12 +6,15 @@ stdout and stderr line in threads, and on stop checks the exit status and that
 no sanitizer report appeared.
 """
 
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
+import termios
 import threading
 import time
 from typing import Dict, List, Optional
@@ -67,6 +70,7 @@ class Chatd:
         self.stdout: List[str] = []
         self.stderr: List[str] = []
         self._cond = threading.Condition()
+        self._stdout_taken = 0  # bytes of stdout read so far (under _cond)
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.returncode: Optional[int] = None
@@ -94,13 +98,41 @@ class Chatd:
         return self
 
     def _pump(self, pipe, sink):
-        for raw in iter(pipe.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
+        """Reads one pipe into sink, line by line. Each read happens under _cond, so
+        _drained() can tell when every byte written before it asked has been taken."""
+        fd, rest = pipe.fileno(), b""
+        while True:
+            select.select([fd], [], [])
             with self._cond:
-                sink.append(line)
-                ALL_OUTPUT.append(line)
+                data = os.read(fd, 1 << 16)
+                if sink is self.stdout:
+                    self._stdout_taken += len(data)
+                if data:
+                    *lines, rest = (rest + data).split(b"\n")
+                else:
+                    lines, rest = ([rest] if rest else []), b""
+                    pipe.close()
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace")
+                    sink.append(line)
+                    ALL_OUTPUT.append(line)
                 self._cond.notify_all()
-        pipe.close()
+            if not data:
+                return
+
+    def _drained(self, timeout=5.0):
+        """Waits until every stdout byte chatd wrote before this call is in self.stdout:
+        a test that got its answer then sees each line chatd logged before sending it."""
+        with self._cond:
+            if self.proc is None or self.proc.stdout.closed:
+                return
+            try:
+                pending = int.from_bytes(fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD, b"\0" * 4),
+                                         "little")
+            except OSError:  # the pump closed the pipe meanwhile
+                return
+            goal = self._stdout_taken + pending
+            self._cond.wait_for(lambda: self._stdout_taken >= goal or self.proc.stdout.closed, timeout)
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
@@ -137,6 +169,7 @@ class Chatd:
     # -- logs -----------------------------------------------------------------
 
     def logs(self, event=None, cid=None):
+        self._drained()
         out = []
         with self._cond:
             lines = list(self.stdout)
