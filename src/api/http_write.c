@@ -72,6 +72,24 @@ static char *put_header(char *p, char *end, const char *name, const char *value)
     return p;
 }
 
+/* Writes "HTTP/1.1 NNN Reason\r\n" at p (buf has room: it is the head's start). */
+static char *put_status_line(char *p, int status)
+{
+    assert(status >= 100 && status <= 999);
+    const char *reason = http_reason(status);
+    size_t n = strlen(reason);
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    memcpy(p + 13, reason, n);
+    p += 13 + n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
 /* Queues the pieces as one contiguous extent, so they are queued whole or not
  * at all (space reserved first, then copied). Out of memory, nothing more is
  * queued for this connection: what is queued (whole pieces only) still goes,
@@ -110,7 +128,7 @@ static void write_head(struct http_conn *c, int status, const struct http_header
     assert((c->state == CS_READING || c->state == CS_HANDLING) && !c->response_done);
     char buf[4096];
     char *p = buf, *end = buf + sizeof buf;
-    p += snprintf(p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+    p = put_status_line(p, status);
     p = put_header(p, end, "Date", date_header(c->srv));
     for (size_t i = 0; i < nh; i++)
         p = put_header(p, end, h[i].name, h[i].value);

@@ -322,30 +322,69 @@ void limits_finish(struct limits *l, struct limits_ticket *t, long tokens_used, 
     free(t);
 }
 
+/* Writes v in decimal at p (the headers are on every limited response: no snprintf). */
+static char *put_dec(char *p, long long v)
+{
+    char digits[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    if (v < 0)
+        *p++ = '-';
+    do
+        digits[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    while (n > 0)
+        *p++ = digits[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+    while (*s != '\0')
+        *p++ = *s++;
+    return p;
+}
+
+/* Seconds with the milliseconds as a fraction without trailing zeros: "3s", "3.004s". */
+static char *put_seconds(char *p, long long s, long long frac)
+{
+    p = put_dec(p, s);
+    if (frac != 0) {
+        *p++ = '.';
+        for (long long div = 100; frac != 0; div /= 10) {
+            *p++ = (char)('0' + frac / div);
+            frac %= div;
+        }
+    }
+    return put_str(p, "s");
+}
+
+/* Copies len bytes of text into out as snprintf would (cut, NUL-terminated). */
+static int copy_out(const char *text, size_t len, char *out, size_t outlen)
+{
+    if (outlen > 0) {
+        size_t n = len < outlen ? len : outlen - 1;
+        memcpy(out, text, n);
+        out[n] = '\0';
+    }
+    return (int)len;
+}
+
 int limits_format_duration(int64_t us, char *out, size_t outlen)
 {
-    int64_t ms = us <= 0 ? 0 : (us + 999) / 1000;
-    if (ms == 0)
-        return snprintf(out, outlen, "0s");
-    if (ms < 1000)
-        return snprintf(out, outlen, "%lldms", (long long)ms);
-    long long h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, frac = ms % 1000;
-    char sec[16];
-    if (frac == 0) {
-        snprintf(sec, sizeof sec, "%llds", s);
+    long long ms = us <= 0 ? 0 : (us + 999) / 1000;
+    char text[64], *p = text;
+    if (ms < 1000) {
+        p = put_str(put_dec(p, ms), ms == 0 ? "s" : "ms");
     } else {
-        int digits = 3;
-        while (frac % 10 == 0) {
-            frac /= 10;
-            digits--;
-        }
-        snprintf(sec, sizeof sec, "%lld.%0*llds", s, digits, frac);
+        long long h = ms / 3600000, m = ms / 60000 % 60;
+        if (h > 0)
+            p = put_str(put_dec(p, h), "h");
+        if (h > 0 || m > 0)
+            p = put_str(put_dec(p, m), "m");
+        p = put_seconds(p, ms / 1000 % 60, ms % 1000);
     }
-    if (h > 0)
-        return snprintf(out, outlen, "%lldh%lldm%s", h, m, sec);
-    if (m > 0)
-        return snprintf(out, outlen, "%lldm%s", m, sec);
-    return snprintf(out, outlen, "%s", sec);
+    return copy_out(text, (size_t)(p - text), out, outlen);
 }
 
 /* One bucket's three headers (limit, remaining, reset) under names[0..2]; returns 3. */
@@ -354,8 +393,8 @@ static size_t bucket_headers(struct limits_header *out, const char *const names[
 {
     for (size_t i = 0; i < 3; i++)
         out[i].name = names[i];
-    snprintf(out[0].value, sizeof out->value, "%ld", limit);
-    snprintf(out[1].value, sizeof out->value, "%ld", remaining);
+    *put_dec(out[0].value, limit) = '\0';
+    *put_dec(out[1].value, remaining) = '\0';
     limits_format_duration(reset_us, out[2].value, sizeof out->value);
     return 3;
 }
