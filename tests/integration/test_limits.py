@@ -116,6 +116,22 @@ def test_only_request_headers_without_a_token_limit(limited):
     assert 14 <= duration_seconds(a.rl()["x-ratelimit-reset-requests"]) <= 15, a.rl()
 
 
+def test_refused_before_admission_counts_nothing_and_says_nothing(limited, provider):
+    """README, "What a limit counts": a 400, a 403 and /v1/models take nothing from the
+    key's buckets and carry no x-ratelimit-* headers; the next admitted request still
+    finds the whole bucket."""
+    with httpx.Client(timeout=10) as c:
+        bad = c.post(limited.url + "/chat", json={"message": ""}, headers=bearer(K_RPM))
+        models = c.get(limited.url + "/v1/models", headers=bearer(K_RPM))
+    forbidden = ask(limited.url, K_ONLY, "/v1/chat/completions", model="smart")
+    assert (bad.status_code, models.status_code, forbidden.status) == (400, 200, 403)
+    for headers in (bad.headers, models.headers, forbidden.headers):
+        assert not [k for k in headers if k.lower().startswith("x-ratelimit-")], headers
+    first = ask(limited.url, K_RPM, "/chat")
+    assert completed(first) and first.rl()["x-ratelimit-remaining-requests"] == str(RPM - 1)
+    assert provider.requests and len(provider.requests) == 1
+
+
 # -- tokens per minute --------------------------------------------------------------------
 
 
