@@ -518,9 +518,10 @@ static void test_url_supported(void **state)
 {
     (void)state;
     static const char *const yes[] = { "http://127.0.0.1:8080/v1/chat/completions",
-                                       "http://localhost/x", "http://[::1]:9/x" };
+                                       "http://localhost/x", "http://[::1]:9/x",
+                                       "http://example.com/v1/chat/completions" };
     static const char *const no[] = { "https://127.0.0.1/v1/chat/completions",
-                                      "http://example.com/v1/chat/completions",
+                                      "http://example..com/v1/chat/completions",
                                       "http://user:pw@127.0.0.1/x",
                                       "",
                                       "garbage",
