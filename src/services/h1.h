@@ -7,11 +7,11 @@
  *
  * A provider named by a host name ("http://vllm:8000/v1") is resolved on the
  * loop with libevent's evdns, through the worker's h1_resolver (name servers,
- * search domains and options from a resolv.conf; not the hosts file), when a
- * new connection is needed and the last answer is older than its TTL (held 1 s
- * to 300 s); kept-alive connections are reused without a lookup. Calls waiting
- * for a name share one lookup; A records are used, AAAA when the name has none.
- * Resolving counts against the connect timeout ("Resolving timed out after N
+ * search domains and options from a resolv.conf), when a new connection is
+ * needed and the last answer is older than its TTL (held 1 s to 300 s); a name
+ * the hosts file lists takes its address from there, as read at start; kept-alive connections are
+ * reused without a lookup. Calls waiting for a name share one lookup; A records are used, AAAA when
+ * the name has none. Resolving counts against the connect timeout ("Resolving timed out after N
  * milliseconds", CURLE_OPERATION_TIMEDOUT); a name that does not resolve ends
  * the call with CURLE_COULDNT_RESOLVE_HOST and libcurl's words ("Could not
  * resolve host: NAME").
@@ -65,10 +65,11 @@ enum { H1_URL_NO, H1_URL_ADDRESS, H1_URL_NAME };
  * resolver), an optional port, a path; no user name. H1_URL_NO otherwise. */
 int h1_url_supported(const char *url);
 
-/* A resolver for host names on base, set up from resolv_conf (a path). NULL when
- * that file cannot be used or out of memory, why (why_len bytes) then says what is wrong. */
-struct h1_resolver *h1_resolver_new(struct event_base *base, const char *resolv_conf, char *why,
-                                    size_t why_len);
+/* A resolver for host names on base, set up from resolv_conf and hosts_file (paths;
+ * the hosts file may be missing). NULL when resolv_conf cannot be used or out of
+ * memory, why (why_len bytes) then says what is wrong. */
+struct h1_resolver *h1_resolver_new(struct event_base *base, const char *resolv_conf,
+                                    const char *hosts_file, char *why, size_t why_len);
 
 /* Frees the resolver after every origin using it; the loop must not run after.
  * NULL is fine. */

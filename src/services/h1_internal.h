@@ -51,7 +51,13 @@ enum header h1_header_kind(const char *name, size_t len);
 char *h1_request_head(const struct h1_addr *a, const struct curl_slist *headers, size_t body_len,
                       size_t *len);
 
-/* Sets n up for the origin at a with the worker's resolver r (NULL when a is an address). */
+/* The address hosts-file text[0, len) gives a's host name (any case; the first
+ * IPv4 one, else the first IPv6 one): 0 with a->sa and a->len set (a's port),
+ * -ENOENT when the text does not list the name (a unchanged). */
+int h1_hosts_find(const char *text, size_t len, struct h1_addr *a);
+
+/* Sets n up for the origin at a with the worker's resolver r (NULL when a is an
+ * address); a name the hosts file lists gets its address there, for good. */
 void h1_name_init(struct h1_name *n, struct h1_addr *a, struct h1_resolver *r);
 
 /* Before a new connection: 0 when n->addr->sa holds a fresh address (or is an

@@ -525,7 +525,8 @@ static bool wants_h1(struct provider *p, const struct provider_conf *pc)
     int kind = p->native && *p->proxy_http == '\0' ? h1_url_supported(pc->chat_url) : H1_URL_NO;
     char why[300];
     if (kind == H1_URL_NAME && p->dns == NULL && !p->dns_failed &&
-        (p->dns = h1_resolver_new(p->base, p->resolv_conf, why, sizeof why)) == NULL) {
+        (p->dns = h1_resolver_new(p->base, p->resolv_conf, "/etc/hosts", why, sizeof why)) ==
+            NULL) {
         p->dns_failed = true; /* said once per worker */
         log_event(LOG_WARNING, "dns_unavailable", NULL,
                   LOG_STR("message", "chatd's own HTTP client cannot resolve provider host "

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "services/h1.h"
+#include "services/h1_internal.h"
 
 static struct event_base *base;
 static struct h1_resolver *dns;
@@ -22,6 +23,7 @@ static struct h1_origin *origin;
 static int ns_fd;       /* the name server's socket */
 static int closed_port; /* where the answers point: nobody listens */
 static char conf[64];   /* its resolv.conf */
+static char hosts[64];  /* the hosts file */
 static char url[128];
 
 /* ---- the name server ------------------------------------------------------------------- */
@@ -180,11 +182,16 @@ static int setup(void **state)
         return -1;
     fprintf(f, "nameserver 127.0.0.1:%d\noptions ndots:1\n", ns_port);
     fclose(f);
+    snprintf(hosts, sizeof hosts, "/tmp/test_h1_dns.%d.hosts", (int)getpid());
+    if ((f = fopen(hosts, "w")) == NULL)
+        return -1;
+    fputs("# the test's\n127.0.0.1\tpinned.test alias.test # svc.test\n::1 six.test\n", f);
+    fclose(f);
     close(tcp_fd); /* the port stays closed: connects to it are refused */
     snprintf(url, sizeof url, "http://svc.test:%d/v1/chat/completions", closed_port);
     base = event_base_new();
     char why[200];
-    dns = base ? h1_resolver_new(base, conf, why, sizeof why) : NULL;
+    dns = base ? h1_resolver_new(base, conf, hosts, why, sizeof why) : NULL;
     origin = dns ? h1_origin_new(base, url, 4, dns) : NULL;
     return origin == NULL ? -1 : 0;
 }
@@ -197,6 +204,7 @@ static int teardown(void **state)
     event_base_free(base);
     close(ns_fd);
     unlink(conf);
+    unlink(hosts);
     return 0;
 }
 
@@ -357,16 +365,79 @@ static void test_unusable_resolv_conf(void **state)
 {
     (void)state;
     char why[200], path[80];
-    assert_null(h1_resolver_new(base, "/nonexistent/resolv.conf", why, sizeof why));
+    assert_null(h1_resolver_new(base, "/nonexistent/resolv.conf", hosts, why, sizeof why));
     assert_non_null(strstr(why, "/nonexistent/resolv.conf: it cannot be opened"));
     snprintf(path, sizeof path, "/tmp/test_h1_dns.%d.empty", (int)getpid());
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("search example.com\n", f);
     fclose(f);
-    assert_null(h1_resolver_new(base, path, why, sizeof why));
+    assert_null(h1_resolver_new(base, path, hosts, why, sizeof why));
     unlink(path);
     assert_non_null(strstr(why, "it names no nameserver"));
+}
+
+static void test_a_name_in_the_hosts_file_asks_no_name_server(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "pinned.test", "ALIAS.test", "six.test" };
+    for (size_t i = 0; i < N_ELEMS(names); i++) {
+        char u[128], want[96];
+        struct owner a;
+        struct question q;
+        snprintf(u, sizeof u, "http://%s:%d/v1", names[i], closed_port);
+        h1_origin_free(origin);
+        assert_non_null(origin = h1_origin_new(base, u, 4, dns));
+        start(&a, 5);
+        RUN_UNTIL(a.n_done);
+        snprintf(want, sizeof want, "Failed to connect to %s port %d: ", names[i], closed_port);
+        assert_int_equal(a.code, CURLE_COULDNT_CONNECT);
+        assert_memory_equal(a.err, want, strlen(want));
+        assert_int_equal(ns_take(&q), 0);
+    }
+}
+
+/* What h1_hosts_find makes of text for name: "-" none, else the address. */
+static void assert_hosts(const char *text, const char *name, const char *want)
+{
+    struct h1_addr a = { .port = 8080 };
+    char got[INET6_ADDRSTRLEN] = "-";
+    snprintf(a.host, sizeof a.host, "%s:8080", name);
+    a.name_len = strlen(name);
+    int rc = h1_hosts_find(text, strlen(text), &a);
+    if (rc == 0 && a.sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a.sa;
+        inet_ntop(AF_INET, &in->sin_addr, got, sizeof got);
+        assert_int_equal(ntohs(in->sin_port), 8080);
+        assert_int_equal(a.len, sizeof *in);
+    } else if (rc == 0) {
+        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)&a.sa;
+        inet_ntop(AF_INET6, &in->sin6_addr, got, sizeof got);
+        assert_int_equal(ntohs(in->sin6_port), 8080);
+        assert_int_equal(a.len, sizeof *in);
+    } else {
+        assert_int_equal(rc, -ENOENT);
+        assert_int_equal(a.len, 0);
+    }
+    if (strcmp(got, want) != 0)
+        fail_msg("%s in \"%s\": %s, want %s", name, text, got, want);
+}
+
+static void test_hosts_file_lines(void **state)
+{
+    (void)state;
+    assert_hosts("10.0.0.1 vllm\n", "vllm", "10.0.0.1");
+    assert_hosts("10.0.0.1 vllm", "VLLM", "10.0.0.1");               /* no newline; any case */
+    assert_hosts("  10.0.0.1\t a  vllm  b\r\n", "vllm", "10.0.0.1"); /* an alias */
+    assert_hosts("10.0.0.1 vllm-2 vllmx\n", "vllm", "-");
+    assert_hosts("# 10.0.0.1 vllm\n10.0.0.2 x # vllm\n", "vllm", "-"); /* comments */
+    assert_hosts("fd00::1 vllm\n10.0.0.3 vllm\n", "vllm", "10.0.0.3"); /* IPv4 first */
+    assert_hosts("fd00::1 vllm\nfd00::2 vllm\n", "vllm", "fd00::1");
+    assert_hosts("10.0.0.4 vllm\n10.0.0.5 vllm\n", "vllm", "10.0.0.4");
+    assert_hosts("vllm 10.0.0.1\nbad.address vllm\n10.0.0.6 vllm", "vllm", "10.0.0.6");
+    assert_hosts("", "vllm", "-");
+    assert_hosts("\n\n#\n \t\n", "vllm", "-");
+    assert_hosts("999.0.0.1 vllm\n", "vllm", "-");
 }
 
 static void test_url_kinds(void **state)
@@ -421,6 +492,8 @@ int main(void)
         T(test_origin_freed_while_resolving_then_answered),
         T(test_origin_and_resolver_freed_while_resolving),
         T(test_unusable_resolv_conf),
+        T(test_a_name_in_the_hosts_file_asks_no_name_server),
+        T(test_hosts_file_lines),
         T(test_url_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
