@@ -211,3 +211,32 @@ def test_localhost_asks_no_name_server(start_named, provider, dns):
     assert post_chat(c).content == "Hello world"
     assert pool_client(c) == "h1"
     assert dns.queries == []
+
+
+def loopback_name_in_etc_hosts():
+    """A name other than localhost that /etc/hosts maps to 127.0.0.1, or None."""
+    try:
+        lines = open("/etc/hosts").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        words = line.split("#")[0].split()
+        if len(words) >= 2 and words[0] == "127.0.0.1":
+            for w in words[1:]:
+                if w.lower() != "localhost" and not w.lower().endswith(".localhost"):
+                    return w
+    return None
+
+
+def test_a_name_in_etc_hosts_asks_no_name_server(start_named, provider, dns):
+    # chatd reads /etc/hosts itself (the path is fixed); this machine's file must map
+    # some name to 127.0.0.1 (Debian and containers map the host name there).
+    name = loopback_name_in_etc_hosts()
+    if name is None:
+        pytest.skip("/etc/hosts maps no name but localhost to 127.0.0.1 here")
+    c = start_named(name)
+    r = post_chat(c)
+    assert r.status == 200 and r.content == "Hello world"
+    assert pool_client(c) == "h1"
+    assert provider.requests[0].headers["Host"] == f"{name}:{provider.port}"
+    assert dns.queries == []
