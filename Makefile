@@ -103,8 +103,8 @@ build/asan/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(ASAN_OBJ)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< \
 	    $(filter-out $(call unit_leave_out,$<),$(ASAN_OBJ)) $(PKG_LIBS) -lcmocka
 
-# test_provider and test_h1 once more without sanitizers, to run under valgrind in `make unit`.
-VALGRIND_UNIT := build/tests/test_provider build/tests/test_h1
+# test_provider, test_h1 and test_h1_dns once more without sanitizers, to run under valgrind in `make unit`.
+VALGRIND_UNIT := build/tests/test_provider build/tests/test_h1 build/tests/test_h1_dns
 build/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJ) $(PKG_LIBS) -lcmocka

@@ -452,6 +452,10 @@ const struct config_var config_vars[] = {
       "chatd's own HTTP/1.1 client for http:// providers at an IP address or localhost with no "
       "proxy (false: libcurl for every provider)",
       F(native_http), "upstream_native_http", false, NULL, false },
+    { "DNS_RESOLV_CONF", CONFIG_STR, "/etc/resolv.conf", "", 0, 0,
+      "the resolv.conf whose name servers, search domains and options chatd's own HTTP client "
+      "uses to resolve provider host names",
+      F(dns_resolv_conf), "dns_resolv_conf", false, NULL, true },
     { "IDLE_SPIN_MICROSECONDS", CONFIG_INT, "0", "", 0, 100000,
       "while streams are open, how long a worker polls without sleeping once it has nothing "
       "to do (0: it sleeps at once)",

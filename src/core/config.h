@@ -79,6 +79,7 @@ struct config {
     bool rate_limit_fail_open;   /* RATE_LIMIT_FAIL_OPEN */
     bool ui_enabled;             /* UI_ENABLED */
     bool native_http;            /* UPSTREAM_NATIVE_HTTP */
+    char *dns_resolv_conf;       /* DNS_RESOLV_CONF */
     int idle_spin_us;            /* IDLE_SPIN_MICROSECONDS; 0 = never poll before sleeping */
 
     /* Routing: from CHATD_CONFIG, or built from the variables above without it. */

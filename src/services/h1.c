@@ -34,6 +34,7 @@
 struct h1_origin {
     struct event_base *base;
     struct h1_addr addr;
+    struct h1_name name; /* a host name's lookups and answer (h1_dns.c) */
     size_t max_idle, n_idle, active;
     struct list idle;  /* struct conn.link, newest first */
     struct list calls; /* struct h1_call.link: every call in progress */
@@ -52,7 +53,7 @@ struct conn {
     bool connected;
 };
 
-enum defer { DEFER_NONE, DEFER_FAIL, DEFER_RESUME };
+enum defer { DEFER_NONE, DEFER_FAIL, DEFER_RESUME, DEFER_RESOLVE_TIMEOUT };
 
 struct h1_call {
     struct h1_origin *o;
@@ -60,8 +61,11 @@ struct h1_call {
     struct conn *conn;
     const struct h1_callbacks *cb; /* NULL once released */
     void *owner;
-    struct event defer_ev; /* work for the loop: a failure to report, a resume */
-    struct event grace;    /* a released call's deadline */
+    struct event defer_ev; /* work for the loop: a failure to report, a resume; the
+                            * connect timeout while the host name is resolved */
+    struct list wait_link; /* in o->name.waiting while the host name is resolved */
+    int64_t wait_since;
+    struct event grace; /* a released call's deadline */
     enum defer defer;
     int fail_code;
     char *head, *body; /* the request, kept until the answer's first byte */
@@ -94,6 +98,7 @@ static void call_free(struct h1_call *call)
 {
     event_del(&call->defer_ev);
     event_del(&call->grace);
+    list_remove(&call->wait_link);
     list_remove(&call->link);
     call->o->active--;
     free(call->head);
@@ -205,23 +210,25 @@ static struct conn *conn_take_idle(struct h1_origin *o)
     return NULL;
 }
 
-/* Gives the call a connection (idle or new) and starts its request from the loop. */
-static int call_connect(struct h1_call *call)
+static void defer_fail(struct h1_call *call, int code)
 {
-    struct h1_origin *o = call->o;
-    struct conn *c = call->retried ? NULL : conn_take_idle(o);
-    call->reused = c != NULL;
-    if (c == NULL) {
-        int err = 0;
-        if ((c = conn_new(o, &err)) == NULL) {
-            if (err == ENOMEM)
-                return -ENOMEM;
-            set_err(call, "Failed to connect to %s: %s", call->o->addr.text, strerror(err));
-            call->fail_code = CURLE_COULDNT_CONNECT;
-            call->defer = DEFER_FAIL;
-            event_active(&call->defer_ev, EV_TIMEOUT, 1);
-            return 0;
-        }
+    call->fail_code = code;
+    call->defer = DEFER_FAIL;
+    event_del(&call->defer_ev); /* the resolve timeout, if it ran */
+    event_active(&call->defer_ev, EV_TIMEOUT, 1);
+}
+
+/* Gives the call connection c (or a new one, which may take timeout_s) and
+ * starts its request from the loop. */
+static int call_open(struct h1_call *call, struct conn *c, double timeout_s)
+{
+    int err = 0;
+    if (c == NULL && (c = conn_new(call->o, &err)) == NULL) {
+        if (err == ENOMEM)
+            return -ENOMEM;
+        set_err(call, "Failed to connect to %s: %s", call->o->addr.text, strerror(err));
+        defer_fail(call, CURLE_COULDNT_CONNECT);
+        return 0;
     }
     c->call = call;
     call->conn = c;
@@ -230,10 +237,41 @@ static int call_connect(struct h1_call *call)
     if (c->connected) {
         event_active(&c->wev, EV_WRITE, 1);
     } else {
-        struct timeval tv = clock_timeval(call->connect_timeout_s);
+        struct timeval tv = clock_timeval(timeout_s);
         event_add(&c->wev, &tv);
     }
     return 0;
+}
+
+/* Gives the call a connection: idle, new, or new once its host name is resolved
+ * (which counts against the connect timeout, as with libcurl). */
+static int call_connect(struct h1_call *call)
+{
+    struct h1_origin *o = call->o;
+    struct conn *c = call->retried ? NULL : conn_take_idle(o);
+    call->reused = c != NULL;
+    int w = c ? 0 : h1_name_wait(&o->name, &call->wait_link, call->err, sizeof call->err);
+    if (w < 0) {
+        defer_fail(call, CURLE_COULDNT_RESOLVE_HOST);
+    } else if (w > 0) {
+        call->wait_since = clock_mono_us();
+        call->defer = DEFER_RESOLVE_TIMEOUT;
+        struct timeval tv = clock_timeval(call->connect_timeout_s);
+        event_add(&call->defer_ev, &tv);
+    }
+    return w != 0 ? 0 : call_open(call, c, call->connect_timeout_s);
+}
+
+void h1_name_ready(struct list *waiter, int code, const char *err)
+{
+    struct h1_call *call = list_entry(waiter, struct h1_call, wait_link);
+    event_del(&call->defer_ev);
+    call->defer = DEFER_NONE;
+    double left = call->connect_timeout_s - (double)(clock_mono_us() - call->wait_since) / 1e6;
+    if (code == 0 && call_open(call, NULL, left > 0.001 ? left : 0.001) == 0)
+        return;
+    set_err(call, "%s", code ? err : "Out of memory");
+    defer_fail(call, code ? code : CURLE_OUT_OF_MEMORY);
 }
 
 /* The connection died before the answer's first byte: on a reused one the
@@ -598,9 +636,14 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
     struct h1_call *call = arg;
     enum defer d = call->defer;
     call->defer = DEFER_NONE;
-    if (d == DEFER_FAIL)
+    if (d == DEFER_FAIL) {
         call_fail(call, call->fail_code);
-    else if (d == DEFER_RESUME && call->paused)
+    } else if (d == DEFER_RESOLVE_TIMEOUT) {
+        list_remove(&call->wait_link); /* its lookup goes on for the next call */
+        set_err(call, "Resolving timed out after %ld milliseconds",
+                (long)(call->connect_timeout_s * 1000));
+        call_fail(call, CURLE_OPERATION_TIMEDOUT);
+    } else if (d == DEFER_RESUME && call->paused)
         call_unpause(call);
 }
 
@@ -619,10 +662,11 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 int h1_url_supported(const char *url)
 {
     struct h1_addr a;
-    return h1_parse_url(url, &a) == 0;
+    return h1_parse_url(url, &a) != 0 ? 0 : a.name_len > 0 ? H1_URL_NAME : H1_URL_ADDRESS;
 }
 
-struct h1_origin *h1_origin_new(struct event_base *base, const char *url, size_t max_idle)
+struct h1_origin *h1_origin_new(struct event_base *base, const char *url, size_t max_idle,
+                                struct h1_resolver *dns)
 {
     struct h1_origin *o = calloc(1, sizeof *o);
     if (o == NULL)
@@ -635,6 +679,7 @@ struct h1_origin *h1_origin_new(struct event_base *base, const char *url, size_t
         free(o);
         return NULL;
     }
+    h1_name_init(&o->name, &o->addr, dns);
     return o;
 }
 
@@ -649,6 +694,7 @@ void h1_origin_free(struct h1_origin *o)
     }
     while (!list_empty(&o->idle))
         conn_close(list_entry(o->idle.next, struct conn, link));
+    h1_name_free(&o->name);
     free(o->addr.path);
     free(o);
 }
@@ -675,6 +721,7 @@ struct h1_call *h1_start(struct h1_origin *o, const struct curl_slist *headers,
                               .connect_timeout_s = connect_timeout_s };
     call->head = h1_request_head(&o->addr, headers, len, &call->head_len);
     list_insert_tail(&o->calls, &call->link);
+    list_init(&call->wait_link);
     o->active++;
     event_assign(&call->defer_ev, o->base, -1, 0, on_defer, call);
     evtimer_assign(&call->grace, o->base, on_grace, call);
@@ -700,6 +747,10 @@ void h1_cancel(struct h1_call *call)
 
 void h1_release(struct h1_call *call, long grace_ms)
 {
+    if (call->conn == NULL) { /* not connected yet: nothing to drain */
+        h1_cancel(call);
+        return;
+    }
     call->cb = NULL;
     call->owner = NULL;
     struct timeval tv = clock_timeval(grace_ms / 1000.0);

@@ -3,7 +3,18 @@
  * libcurl transfer costs ≈ 12 KB (its easy handle alone 5.4 KB), while a call
  * here costs a few hundred bytes and reads into one buffer shared by the
  * worker (bench/README.md, "Memory per stream"). libcurl stays for https,
- * proxies, HTTP/2 and host names that need resolving.
+ * proxies and HTTP/2.
+ *
+ * A provider named by a host name ("http://vllm:8000/v1") is resolved on the
+ * loop with libevent's evdns, through the worker's h1_resolver (name servers,
+ * search domains and options from a resolv.conf), when a new connection is
+ * needed and the last answer is older than its TTL (held 1 s to 300 s); a name
+ * the hosts file lists takes its address from there, as read at start; kept-alive connections are
+ * reused without a lookup. Calls waiting for a name share one lookup; A records are used, AAAA when
+ * the name has none. Resolving counts against the connect timeout ("Resolving timed out after N
+ * milliseconds", CURLE_OPERATION_TIMEDOUT); a name that does not resolve ends
+ * the call with CURLE_COULDNT_RESOLVE_HOST and libcurl's words ("Could not
+ * resolve host: NAME").
  *
  * An origin is one provider address on one worker: its idle keep-alive
  * connections (reused newest first, closed when the provider closes them or
@@ -15,9 +26,9 @@
  * both clients alike: CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT (connect
  * timeout), CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE
  * (closed mid-body), CURLE_WEIRD_SERVER_REPLY (not HTTP/1.x), CURLE_WRITE_ERROR (the
- * owner aborted), CURLE_OUT_OF_MEMORY. A reused connection that fails before
- * any byte of the answer (the provider closed it as we sent) is retried once on
- * a new connection, as libcurl does.
+ * owner aborted), CURLE_OUT_OF_MEMORY, CURLE_COULDNT_RESOLVE_HOST. A reused connection that fails
+ * before any byte of the answer (the provider closed it as we sent) is retried once on a new
+ * connection, as libcurl does.
  *
  * Callback rule: unlike libcurl, every function below may be called from inside
  * on_data (the call notices when on_data returns). None may be called from
@@ -31,6 +42,7 @@ struct event_base;
 struct curl_slist;
 struct h1_origin;
 struct h1_call;
+struct h1_resolver;
 
 /* What on_data returns; the same meaning as provider.h's verdicts. */
 enum h1_verdict { H1_GO_ON, H1_PAUSE, H1_ABORT };
@@ -45,13 +57,29 @@ struct h1_callbacks {
     void (*on_done)(void *owner, int code, const char *err);
 };
 
+/* What h1_url_supported says of a URL. */
+enum { H1_URL_NO, H1_URL_ADDRESS, H1_URL_NAME };
+
 /* Whether h1 can serve url: "http://" + an IPv4 address, "[IPv6]" or
- * "localhost", an optional port, a path; no user name. */
+ * "localhost" (H1_URL_ADDRESS), or a host name (H1_URL_NAME: it needs a
+ * resolver), an optional port, a path; no user name. H1_URL_NO otherwise. */
 int h1_url_supported(const char *url);
 
+/* A resolver for host names on base, set up from resolv_conf and hosts_file (paths;
+ * the hosts file may be missing). NULL when resolv_conf cannot be used or out of
+ * memory, why (why_len bytes) then says what is wrong. */
+struct h1_resolver *h1_resolver_new(struct event_base *base, const char *resolv_conf,
+                                    const char *hosts_file, char *why, size_t why_len);
+
+/* Frees the resolver after every origin using it; the loop must not run after.
+ * NULL is fine. */
+void h1_resolver_free(struct h1_resolver *r);
+
 /* An origin for url (h1_url_supported must hold) keeping up to max_idle idle
- * connections. NULL when out of memory. */
-struct h1_origin *h1_origin_new(struct event_base *base, const char *url, size_t max_idle);
+ * connections; dns (not owned, outliving the origin) resolves its host name,
+ * NULL for an address. NULL when out of memory. */
+struct h1_origin *h1_origin_new(struct event_base *base, const char *url, size_t max_idle,
+                                struct h1_resolver *dns);
 
 /* Closes the idle connections and frees the origin. No call may be in progress;
  * released calls still draining are closed. NULL is fine. */

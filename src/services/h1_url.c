@@ -1,8 +1,10 @@
 /* h1_url: the text around an h1 request. See h1_internal.h. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,44 @@ static int set_ipv6(struct h1_addr *a, const char *ip, long port)
     return inet_pton(AF_INET6, ip, &in->sin6_addr) == 1 ? 0 : -EINVAL;
 }
 
+/* A host name as DNS knows it: labels of letters, digits, '-' and '_' (Docker
+ * Compose service names have them) between single dots, not all digits (that
+ * would be a short IPv4 form, which libcurl reads as an address). */
+static bool is_host_name(const char *s)
+{
+    bool digits_only = true;
+    size_t label = 0;
+    for (; *s != '\0'; s++) {
+        if (*s == '.') {
+            if (label == 0 || s[1] == '\0')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+            return false;
+        if (++label > 63 || (label == 1 && *s == '-'))
+            return false;
+        digits_only = digits_only && isdigit((unsigned char)*s);
+    }
+    return label > 0 && !digits_only;
+}
+
+/* host (a C string) is an IPv4 address, "localhost" or a host name. */
+static int set_host(struct h1_addr *a, const char *host, long port)
+{
+    if (strcasecmp(host, "localhost") == 0)
+        return set_ipv4(a, "127.0.0.1", port);
+    if (set_ipv4(a, host, port) == 0)
+        return 0;
+    if (!is_host_name(host))
+        return -EINVAL;
+    memset(&a->sa, 0, sizeof a->sa);
+    a->len = 0;
+    a->name_len = strlen(host);
+    return 0;
+}
+
 int h1_parse_url(const char *url, struct h1_addr *a)
 {
     memset(a, 0, sizeof *a);
@@ -67,10 +107,11 @@ int h1_parse_url(const char *url, struct h1_addr *a)
         rc = set_ipv6(a, ip, port);
     } else {
         snprintf(ip, sizeof ip, "%.*s", (int)hlen, host);
-        rc = set_ipv4(a, strcasecmp(ip, "localhost") == 0 ? "127.0.0.1" : ip, port);
+        rc = set_host(a, ip, port);
     }
     if (rc != 0)
         return rc;
+    a->port = (unsigned short)port;
     snprintf(a->host, sizeof a->host, "%.*s", (int)(path - host), host);
     snprintf(a->text, sizeof a->text, "%s port %ld", ip, port);
     a->path = (char *)path;

@@ -71,10 +71,13 @@ struct pool {
 
 struct provider {
     struct event_base *base;
-    int in_callback;    /* > 0 while curl runs one of our callbacks: no multi calls then */
-    long max_connects;  /* idle connections each pool keeps */
-    bool native;        /* UPSTREAM_NATIVE_HTTP: h1 for the providers it can serve */
-    struct pool *pools; /* one per provider in use */
+    int in_callback;         /* > 0 while curl runs one of our callbacks: no multi calls then */
+    long max_connects;       /* idle connections each pool keeps */
+    bool native;             /* UPSTREAM_NATIVE_HTTP: h1 for the providers it can serve */
+    bool dns_failed;         /* DNS_RESOLV_CONF was unusable: libcurl serves host names */
+    struct h1_resolver *dns; /* h1's, made when a provider named by a host name is first used */
+    char *resolv_conf;       /* DNS_RESOLV_CONF */
+    struct pool *pools;      /* one per provider in use */
     CURL *pool[POOL_MAX];
     size_t n_pool;
     struct list calls;              /* in progress (provider_call.link), for provider_free */
@@ -514,11 +517,25 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         pool_free(pool);
 }
 
-/* Whether h1 serves this provider: asked for, plain http to an address it can
- * reach, and no proxy (libcurl applies proxies and their exceptions). */
-static bool wants_h1(const struct provider *p, const struct provider_conf *pc)
+/* Whether h1 serves this provider: asked for, plain http to an address or to a
+ * host name the worker's resolver can look up, and no proxy (libcurl applies
+ * proxies and their exceptions). */
+static bool wants_h1(struct provider *p, const struct provider_conf *pc)
 {
-    return p->native && *p->proxy_http == '\0' && h1_url_supported(pc->chat_url);
+    int kind = p->native && *p->proxy_http == '\0' ? h1_url_supported(pc->chat_url) : H1_URL_NO;
+    char why[300];
+    if (kind == H1_URL_NAME && p->dns == NULL && !p->dns_failed &&
+        (p->dns = h1_resolver_new(p->base, p->resolv_conf, "/etc/hosts", why, sizeof why)) ==
+            NULL) {
+        p->dns_failed = true; /* said once per worker */
+        log_event(LOG_WARNING, "dns_unavailable", NULL,
+                  LOG_STR("message", "chatd's own HTTP client cannot resolve provider host "
+                                     "names, so libcurl serves the providers named by one"),
+                  LOG_STR("reason", why),
+                  LOG_STR("recovery_action", "point DNS_RESOLV_CONF at a readable resolv.conf "
+                                             "that names a nameserver, then restart"));
+    }
+    return kind == H1_URL_ADDRESS || (kind == H1_URL_NAME && p->dns != NULL);
 }
 
 static struct pool *pool_new(struct provider *p, char *key, const struct provider_conf *pc)
@@ -538,8 +555,8 @@ static struct pool *pool_new(struct provider *p, char *key, const struct provide
         curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
         curl_multi_setopt(m, CURLMOPT_TIMERDATA, pool) != CURLM_OK ||
         curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, p->max_connects) != CURLM_OK ||
-        (wants_h1(p, pc) &&
-         (pool->h1 = h1_origin_new(p->base, pc->chat_url, (size_t)p->max_connects)) == NULL)) {
+        (wants_h1(p, pc) && (pool->h1 = h1_origin_new(p->base, pc->chat_url,
+                                                      (size_t)p->max_connects, p->dns)) == NULL)) {
         pool_free(pool);
         return NULL;
     }
@@ -794,6 +811,8 @@ void provider_free(struct provider *p)
     for (size_t fd = 0; fd < p->n_socks; fd++)
         sock_free(p, (curl_socket_t)fd);
     free(p->socks);
+    h1_resolver_free(p->dns); /* after the pools' origins */
+    free(p->resolv_conf);
     free(p->proxy_http);
     free(p->proxy_https);
     free(p->no_proxy);
@@ -810,7 +829,8 @@ struct provider *provider_new(struct event_base *base, const struct config *cfg)
     /* Keep idle provider connections for reuse: one per stream that may run at once. */
     p->max_connects = cfg->max_streams / cfg->workers + 16;
     p->native = cfg->native_http;
-    if (read_proxy_env(p) != 0) {
+    p->resolv_conf = strdup(cfg->dns_resolv_conf ? cfg->dns_resolv_conf : "/etc/resolv.conf");
+    if (p->resolv_conf == NULL || read_proxy_env(p) != 0) {
         provider_free(p);
         return NULL;
     }

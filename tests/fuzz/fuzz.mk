@@ -18,7 +18,7 @@ FUZZ_LIBS   := $(shell pkg-config --libs libevent libcurl jansson libcrypto hire
 
 FUZZ_TARGETS := fuzz_sse fuzz_chat_request fuzz_dotenv fuzz_error_summary fuzz_uuid fuzz_jsonw \
                 fuzz_jscan fuzz_openai_chunk fuzz_http fuzz_http_conn fuzz_config_file fuzz_redis_url \
-                fuzz_v1_request fuzz_h1
+                fuzz_v1_request fuzz_h1 fuzz_hosts
 FUZZ_BIN     := $(FUZZ_TARGETS:%=build/fuzz/%)
 FUZZ_OBJ     := $(patsubst src/%.c,build/fuzz/obj/%.o, \
                   $(wildcard src/core/*.c src/models/*.c src/services/*.c src/api/http*.c))

@@ -228,8 +228,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char url[64];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", ntohs(a.sin_port));
         CHECK((base = event_base_new()) != NULL);
-        CHECK((origin = h1_origin_new(base, url, 0)) != NULL);
-        CHECK((keep_origin = h1_origin_new(base, url, 1)) != NULL);
+        CHECK((origin = h1_origin_new(base, url, 0, NULL)) != NULL);
+        CHECK((keep_origin = h1_origin_new(base, url, 1, NULL)) != NULL);
     }
     if (size < 3 || size > 4096)
         return 0;

@@ -191,9 +191,10 @@ class Hang:
 
 
 class FakeProvider:
-    def __init__(self):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host  # another loopback address (127.0.0.2, ::1) for DNS tests
+        self.port = port or free_port()
+        self.base_url = f"http://{host if ':' not in host else '[' + host + ']'}:{self.port}/v1"
         self.requests: List[Received] = []
         self.queue = []
         self.default = Stream(tokens=["Hello", " world"])
@@ -279,7 +280,7 @@ class FakeProvider:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         self._loop.run_until_complete(site.start())
         self._ready.set()
         self._loop.run_forever()

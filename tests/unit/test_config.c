@@ -65,6 +65,7 @@ static void test_defaults(void **state)
     assert_true(cfg.rate_limit_fail_open);
     assert_true(cfg.ui_enabled);
     assert_int_equal(cfg.idle_spin_us, 0);
+    assert_string_equal(cfg.dns_resolv_conf, "/etc/resolv.conf");
     config_free(&cfg);
 }
 
@@ -115,6 +116,7 @@ static void test_every_variable_set(void **state)
         { "RATE_LIMIT_FAIL_OPEN", "No" },
         { "UI_ENABLED", "0" },
         { "IDLE_SPIN_MICROSECONDS", " 250 " },
+        { "DNS_RESOLV_CONF", "/run/chatd/resolv.conf" },
         { NULL, NULL },
     };
     struct config cfg;
@@ -150,6 +152,7 @@ static void test_every_variable_set(void **state)
     assert_false(cfg.rate_limit_fail_open);
     assert_false(cfg.ui_enabled);
     assert_int_equal(cfg.idle_spin_us, 250);
+    assert_string_equal(cfg.dns_resolv_conf, "/run/chatd/resolv.conf");
     config_free(&cfg);
     config_free(&cfg); /* idempotent */
 }

@@ -295,7 +295,7 @@ static int setup(void **state)
     base = event_base_new();
     ticker = base ? event_new(base, -1, EV_PERSIST, on_tick, NULL) : NULL;
     deadline = base ? evtimer_new(base, on_deadline, NULL) : NULL;
-    origin = deadline ? h1_origin_new(base, url, 4) : NULL;
+    origin = deadline ? h1_origin_new(base, url, 4, NULL) : NULL;
     return origin == NULL ? -1 : 0;
 }
 
@@ -493,7 +493,7 @@ static struct h1_origin *origin_at(int port, const char *path)
 {
     char u[96];
     snprintf(u, sizeof u, "http://127.0.0.1:%d%s", port, path);
-    struct h1_origin *o = h1_origin_new(base, u, 1);
+    struct h1_origin *o = h1_origin_new(base, u, 1, NULL);
     assert_non_null(o);
     return o;
 }
@@ -518,9 +518,10 @@ static void test_url_supported(void **state)
 {
     (void)state;
     static const char *const yes[] = { "http://127.0.0.1:8080/v1/chat/completions",
-                                       "http://localhost/x", "http://[::1]:9/x" };
+                                       "http://localhost/x", "http://[::1]:9/x",
+                                       "http://example.com/v1/chat/completions" };
     static const char *const no[] = { "https://127.0.0.1/v1/chat/completions",
-                                      "http://example.com/v1/chat/completions",
+                                      "http://example..com/v1/chat/completions",
                                       "http://user:pw@127.0.0.1/x",
                                       "",
                                       "garbage",
@@ -643,7 +644,7 @@ static void test_localhost(void **state)
     char u[64], host[32];
     snprintf(u, sizeof u, "http://localhost:%d/x", srv.port);
     snprintf(host, sizeof host, "localhost:%d", srv.port);
-    struct h1_origin *lo = h1_origin_new(base, u, 1);
+    struct h1_origin *lo = h1_origin_new(base, u, 1, NULL);
     assert_non_null(lo);
     struct owner o = { 0 };
     begin_with(&o, lo, NULL, req_body, strlen(req_body));
