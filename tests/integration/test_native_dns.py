@@ -214,29 +214,37 @@ def test_localhost_asks_no_name_server(start_named, provider, dns):
 
 
 def loopback_name_in_etc_hosts():
-    """A name other than localhost that /etc/hosts maps to 127.0.0.1, or None."""
+    """(address, name): a name other than localhost that /etc/hosts maps to a
+    loopback IPv4 address (Debian maps the host name to 127.0.1.1, containers to
+    127.0.0.1), or None."""
     try:
         lines = open("/etc/hosts").read().splitlines()
     except OSError:
         return None
     for line in lines:
         words = line.split("#")[0].split()
-        if len(words) >= 2 and words[0] == "127.0.0.1":
+        if len(words) >= 2 and words[0].startswith("127."):
             for w in words[1:]:
                 if w.lower() != "localhost" and not w.lower().endswith(".localhost"):
-                    return w
+                    return words[0], w
     return None
 
 
 def test_a_name_in_etc_hosts_asks_no_name_server(start_named, provider, dns):
     # chatd reads /etc/hosts itself (the path is fixed); this machine's file must map
-    # some name to 127.0.0.1 (Debian and containers map the host name there).
-    name = loopback_name_in_etc_hosts()
-    if name is None:
-        pytest.skip("/etc/hosts maps no name but localhost to 127.0.0.1 here")
-    c = start_named(name)
-    r = post_chat(c)
-    assert r.status == 200 and r.content == "Hello world"
-    assert pool_client(c) == "h1"
-    assert provider.requests[0].headers["Host"] == f"{name}:{provider.port}"
-    assert dns.queries == []
+    # some name to a loopback address (Debian and containers map the host name there).
+    found = loopback_name_in_etc_hosts()
+    if found is None:
+        pytest.skip("/etc/hosts maps no name but localhost to a loopback address here")
+    addr, name = found
+    there = provider if addr == "127.0.0.1" else FakeProvider(host=addr, port=provider.port).start()
+    try:
+        c = start_named(name)
+        r = post_chat(c)
+        assert r.status == 200 and r.content == "Hello world"
+        assert pool_client(c) == "h1"
+        assert there.requests[0].headers["Host"] == f"{name}:{provider.port}"
+        assert dns.queries == []
+    finally:
+        if there is not provider:
+            there.stop()
