@@ -22,94 +22,9 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "services/limits_internal.h"
-
-/* One script, three modes, so one SCRIPT LOAD per connection. Redis's clock (TIME)
- * decides, so replicas with skewed clocks agree. Numbers are written with %d: Lua's
- * default conversion keeps only 14 digits. Reply of "admit": {code, wait_us,
- * request debt, token debt}; code 0 OK, 1 requests, 2 tokens, 3 concurrency. */
-static const char SCRIPT[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local W = 60000000\n"
-    "local function fmt(n) return string.format('%d', n) end\n"
-    "if ARGV[1] == 'renew' then\n"
-    "  redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[3]) * 1000), ARGV[2])\n"
-    "  redis.call('PEXPIRE', KEYS[3], fmt(tonumber(ARGV[3]) * 2))\n"
-    "  return 0\n"
-    "end\n"
-    "if ARGV[1] == 'finish' then\n"
-    "  if ARGV[2] ~= '' then redis.call('ZREM', KEYS[3], ARGV[2]) end\n"
-    "  local tpm, used = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "  if tpm > 0 and used > 0 then\n"
-    "    local tat = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)\n"
-    "    tat = tat + math.floor(used * W / tpm)\n"
-    "    redis.call('SET', KEYS[2], fmt(tat), 'PX', fmt(math.ceil((tat - now) / 1000) + 1000))\n"
-    "  end\n"
-    "  return 0\n"
-    "end\n"
-    "local rpm, tpm, cmax = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local rdebt, tdebt, rtat = 0, 0, 0\n"
-    "if rpm > 0 then\n"
-    "  rtat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "  rdebt = math.max(rtat - now, 0)\n"
-    "end\n"
-    "if tpm > 0 then\n"
-    "  tdebt = tonumber(redis.call('GET', KEYS[2]) or '0') - now\n"
-    "  if tdebt >= W then return {2, tdebt - W + 1, rdebt, tdebt} end\n"
-    "end\n"
-    "if cmax > 0 then\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))\n"
-    "  if redis.call('ZCARD', KEYS[3]) >= cmax then return {3, 1000000, rdebt, tdebt} end\n"
-    "end\n"
-    "if rpm > 0 then\n"
-    "  local nxt = math.max(rtat, now) + math.max(math.floor(W / rpm), 1)\n"
-    "  if nxt - now > W then return {1, nxt - now - W, rdebt, tdebt} end\n"
-    "  redis.call('SET', KEYS[1], fmt(nxt), 'PX', fmt(math.ceil((nxt - now) / 1000) + 1000))\n"
-    "  rdebt = nxt - now\n"
-    "end\n"
-    "if cmax > 0 then\n"
-    "  redis.call('ZADD', KEYS[3], fmt(now + tonumber(ARGV[6]) * 1000), ARGV[5])\n"
-    "  redis.call('PEXPIRE', KEYS[3], fmt(tonumber(ARGV[6]) * 2))\n"
-    "end\n"
-    "return {0, 0, rdebt, tdebt}\n";
-
-enum state { RS_DOWN, RS_CONNECTING, RS_READY };
-
-struct limits_pending {
-    struct limits_redis *r;
-    struct limits_entry *e;
-    struct limits_spec key; /* name points into e */
-    struct limits_ticket *ticket;
-    struct event *deadline;
-    limits_cb cb;
-    void *arg;
-    int64_t sent_us;
-    bool answered; /* cb ran, or the admit was cancelled */
-    bool retried;  /* sent again with EVAL after NOSCRIPT */
-};
-
-struct limits_redis {
-    struct limits *l;
-    struct redis_url url;
-    char where[300]; /* host:port or the socket path, for log lines */
-    enum state state;
-    redisAsyncContext *ac;
-    struct evdns_base *dns;
-    struct evdns_getaddrinfo_request *dns_req;
-    struct event *retry_ev, *handshake_ev, *renew_ev;
-    const struct timeval *deadline_tv; /* a common timeout */
-    int deadline_ms, lease_ms, backoff_first_ms, backoff_ms;
-    int timeouts_in_a_row;
-    bool outage, freeing;
-    char sha[41];
-    struct list leases; /* open leased tickets (limits_ticket.link) */
-    char lease_prefix[17];
-    unsigned long long lease_seq;
-};
+#include "services/limits_redis_internal.h"
 
 static void start_connect(struct limits_redis *r);
-static int send_admit(struct limits_redis *r, struct limits_pending *p, bool by_sha);
 
 static void outage_begin(struct limits_redis *r, const char *why)
 {
@@ -131,7 +46,7 @@ static void outage_begin(struct limits_redis *r, const char *why)
         r->l->hooks.redis_unavailable(r->l->hooks.arg);
 }
 
-static void count_error(struct limits_redis *r)
+void limits_redis_count_error(struct limits_redis *r)
 {
     if (r->l->hooks.redis_error != NULL)
         r->l->hooks.redis_error(r->l->hooks.arg);
@@ -210,7 +125,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
     if (rep->type == REDIS_REPLY_ERROR) {
         char why[160];
         snprintf(why, sizeof why, "%s refused: %.100s", (const char *)privdata, rep->str);
-        count_error(r);
+        limits_redis_count_error(r);
         drop(r, why);
         return;
     }
@@ -258,7 +173,7 @@ static void open_connection(struct limits_redis *r, const char *ip)
     }
     if (r->url.db > 0)
         redisAsyncCommand(ac, on_handshake, "SELECT", "SELECT %d", r->url.db);
-    redisAsyncCommand(ac, on_handshake, "SCRIPT LOAD", "SCRIPT LOAD %s", SCRIPT);
+    redisAsyncCommand(ac, on_handshake, "SCRIPT LOAD", "SCRIPT LOAD %s", limits_redis_script);
     struct timeval tv = clock_timeval(1);
     evtimer_add(r->handshake_ev, &tv);
 }
@@ -336,6 +251,7 @@ struct limits_redis *limits_redis_new(struct limits *l, const struct redis_url *
     else
         snprintf(r->where, sizeof r->where, "%s:%d", u->host, u->port);
     list_init(&r->leases);
+    list_init(&r->batches);
     uint64_t rnd = 0;
     (void)getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
     snprintf(r->lease_prefix, sizeof r->lease_prefix, "%016llx", (unsigned long long)rnd);
@@ -343,7 +259,9 @@ struct limits_redis *limits_redis_new(struct limits *l, const struct redis_url *
     r->retry_ev = evtimer_new(l->base, on_retry, r);
     r->handshake_ev = evtimer_new(l->base, on_handshake_timeout, r);
     r->renew_ev = event_new(l->base, -1, EV_PERSIST, renew_all, r);
-    if (r->dns == NULL || r->retry_ev == NULL || r->handshake_ev == NULL || r->renew_ev == NULL) {
+    r->flush_ev = event_new(l->base, -1, 0, limits_redis_flush, r);
+    if (r->dns == NULL || r->retry_ev == NULL || r->handshake_ev == NULL || r->renew_ev == NULL ||
+        r->flush_ev == NULL) {
         limits_redis_free(r);
         return NULL;
     }
@@ -381,6 +299,7 @@ void limits_redis_free(struct limits_redis *r)
         r->ac = NULL;
         redisAsyncFree(ac); /* runs every reply callback with NULL: pendings are freed */
     }
+    limits_redis_batches_free(r);
     while (!list_empty(&r->leases)) {
         struct limits_ticket *t = list_entry(r->leases.next, struct limits_ticket, link);
         list_remove(&t->link);
@@ -394,17 +313,12 @@ void limits_redis_free(struct limits_redis *r)
         event_free(r->handshake_ev);
     if (r->renew_ev != NULL)
         event_free(r->renew_ev);
+    if (r->flush_ev != NULL)
+        event_free(r->flush_ev);
     free(r);
 }
 
-static void redis_keys(const char *name, char k[3][300])
-{
-    snprintf(k[0], sizeof k[0], "chatd:{%s}:requests", name);
-    snprintf(k[1], sizeof k[1], "chatd:{%s}:tokens", name);
-    snprintf(k[2], sizeof k[2], "chatd:{%s}:streams", name);
-}
-
-static void pending_free(struct limits_pending *p)
+void limits_redis_pending_free(struct limits_pending *p)
 {
     if (p->deadline != NULL)
         event_free(p->deadline);
@@ -412,9 +326,7 @@ static void pending_free(struct limits_pending *p)
     free(p);
 }
 
-/* Calls back once; an admitted ticket passes to the caller. p lives on until its
- * reply (or the connection's end) comes back. */
-static void answer(struct limits_pending *p, const struct limits_verdict *v, bool granted)
+void limits_redis_answer(struct limits_pending *p, const struct limits_verdict *v, bool granted)
 {
     struct limits_redis *r = p->r;
     struct limits_ticket *t = NULL;
@@ -440,98 +352,38 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct limits_verdict v;
     limits_unreachable_verdict(r->l, &v);
-    count_error(r);
-    answer(p, &v, false);
+    limits_redis_count_error(r);
+    limits_redis_answer(p, &v, false);
     if (++r->timeouts_in_a_row >= 2)
         drop(r, "no answer within the deadline, twice in a row");
 }
 
-/* Reads {code, wait_us, request debt, token debt}; false when the reply is not that. */
-static bool read_verdict(const redisReply *rep, const struct limits_spec *key,
-                         struct limits_verdict *v)
+/* A pending admit with its deadline timer and, when the key needs one, a ticket
+ * (with a lease for a concurrency limit). NULL when out of memory. */
+static struct limits_pending *pending_new(struct limits_redis *r, struct limits_entry *e,
+                                          const struct limits_spec *key, limits_cb cb, void *arg)
 {
-    static const char *const reasons[] = { NULL, "requests", "tokens", "concurrency" };
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
-        return false;
-    for (size_t i = 0; i < 4; i++)
-        if (rep->element[i]->type != REDIS_REPLY_INTEGER)
-            return false;
-    long long code = rep->element[0]->integer;
-    if (code < 0 || code > 3)
-        return false;
-    memset(v, 0, sizeof *v);
-    v->status = code == 0 ? LIMITS_OK : LIMITS_REFUSED;
-    if (code != 0) {
-        v->reason = reasons[code];
-        v->retry_after_s = limits_retry_seconds(rep->element[1]->integer);
+    struct limits_pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    *p = (struct limits_pending){ .r = r, .e = e, .key = *key, .cb = cb, .arg = arg };
+    p->key.name = e->name;
+    p->deadline = evtimer_new(r->l->base, on_deadline, p);
+    bool needs_ticket = key->max_concurrent_streams > 0 || key->tokens_per_minute > 0;
+    if (needs_ticket)
+        p->ticket = calloc(1, sizeof *p->ticket);
+    if (p->deadline == NULL || (needs_ticket && p->ticket == NULL)) {
+        limits_redis_pending_free(p);
+        return NULL;
     }
-    limits_fill_numbers(v, key, rep->element[2]->integer, rep->element[3]->integer);
-    return true;
-}
-
-static void send_finish(struct limits_redis *r, const struct limits_ticket *t, long used)
-{
-    char k[3][300], tpm[24], n[24];
-    redis_keys(t->entry->name, k);
-    snprintf(tpm, sizeof tpm, "%ld", t->tokens_per_minute);
-    snprintf(n, sizeof n, "%ld", used > 0 ? used : 0);
-    const char *argv[] = { "EVALSHA", r->sha, "3", k[0], k[1], k[2], "finish", t->lease, tpm, n };
-    redisAsyncCommandArgv(r->ac, NULL, NULL, 10, argv, NULL);
-}
-
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    struct limits_pending *p = privdata;
-    struct limits_redis *r = p->r;
-    redisReply *rep = reply;
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
-        !p->retried && r->ac == ac && r->state == RS_READY) {
-        p->retried = true; /* the script cache was flushed: send the body once */
-        if (send_admit(r, p, false) == 0)
-            return;
-        rep = NULL; /* the connection is closing: answer as unreachable */
+    if (p->ticket != NULL) {
+        p->ticket->entry = e;
+        p->ticket->tokens_per_minute = key->tokens_per_minute;
+        if (key->max_concurrent_streams > 0)
+            snprintf(p->ticket->lease, sizeof p->ticket->lease, "%s:%llu", r->lease_prefix,
+                     ++r->lease_seq);
     }
-    struct limits_verdict v;
-    bool ok = read_verdict(rep, &p->key, &v);
-    if (rep != NULL) {
-        r->timeouts_in_a_row = 0;
-        if (r->l->hooks.redis_rtt != NULL)
-            r->l->hooks.redis_rtt(r->l->hooks.arg, (clock_mono_us() - p->sent_us) / 1e6);
-        if (!ok)
-            count_error(r);
-    }
-    if (!p->answered && !r->freeing) {
-        if (!ok)
-            limits_unreachable_verdict(r->l, &v);
-        answer(p, &v, ok && v.status == LIMITS_OK);
-    } else if (ok && v.status == LIMITS_OK && p->ticket != NULL && p->ticket->lease[0] != '\0' &&
-               r->state == RS_READY) {
-        send_finish(r, p->ticket, 0); /* too late or cancelled: give the lease back */
-    }
-    pending_free(p);
-}
-
-static int send_admit(struct limits_redis *r, struct limits_pending *p, bool by_sha)
-{
-    char k[3][300], rpm[24], tpm[24], cmax[24], lease_ms[16];
-    redis_keys(p->key.name, k);
-    snprintf(rpm, sizeof rpm, "%ld", p->key.requests_per_minute);
-    snprintf(tpm, sizeof tpm, "%ld", p->key.tokens_per_minute);
-    snprintf(cmax, sizeof cmax, "%ld", p->key.max_concurrent_streams);
-    snprintf(lease_ms, sizeof lease_ms, "%d", r->lease_ms);
-    const char *argv[] = { by_sha ? "EVALSHA" : "EVAL",
-                           by_sha ? r->sha : SCRIPT,
-                           "3",
-                           k[0],
-                           k[1],
-                           k[2],
-                           "admit",
-                           rpm,
-                           tpm,
-                           cmax,
-                           p->ticket != NULL ? p->ticket->lease : "",
-                           lease_ms };
-    return redisAsyncCommandArgv(r->ac, on_reply, p, 12, argv, NULL) == REDIS_OK ? 0 : -EIO;
+    return p;
 }
 
 int limits_redis_admit(struct limits_redis *r, struct limits_entry *e,
@@ -545,35 +397,13 @@ int limits_redis_admit(struct limits_redis *r, struct limits_entry *e,
         limits_count_refused(r->l, v);
         return 1;
     }
-    struct limits_pending *p = calloc(1, sizeof *p);
+    struct limits_pending *p = pending_new(r, e, key, cb, arg);
     if (p == NULL)
         return -ENOMEM;
-    p->r = r;
-    p->e = e;
-    p->key = *key;
-    p->key.name = e->name;
-    p->cb = cb;
-    p->arg = arg;
-    p->deadline = evtimer_new(r->l->base, on_deadline, p);
-    if (key->max_concurrent_streams > 0 || key->tokens_per_minute > 0)
-        p->ticket = calloc(1, sizeof *p->ticket);
-    if (p->deadline == NULL ||
-        ((key->max_concurrent_streams > 0 || key->tokens_per_minute > 0) && p->ticket == NULL)) {
-        pending_free(p);
-        return -ENOMEM;
-    }
-    if (p->ticket != NULL) {
-        p->ticket->entry = e;
-        p->ticket->tokens_per_minute = key->tokens_per_minute;
-        if (key->max_concurrent_streams > 0)
-            snprintf(p->ticket->lease, sizeof p->ticket->lease, "%s:%llu", r->lease_prefix,
-                     ++r->lease_seq);
-    }
     p->sent_us = clock_mono_us();
-    if (send_admit(r, p, true) < 0) {
-        pending_free(p);
-        limits_unreachable_verdict(r->l, v);
-        return 1;
+    if (limits_redis_queue_admit(r, p) < 0) {
+        limits_redis_pending_free(p);
+        return -ENOMEM;
     }
     evtimer_add(p->deadline, r->deadline_tv);
     *pending = p;
@@ -583,7 +413,7 @@ int limits_redis_admit(struct limits_redis *r, struct limits_entry *e,
 void limits_redis_cancel(struct limits_redis *r, struct limits_pending *p)
 {
     (void)r;
-    p->answered = true; /* freed when its reply comes */
+    p->answered = true; /* freed when its batch's reply comes */
     evtimer_del(p->deadline);
 }
 
@@ -591,7 +421,9 @@ void limits_redis_finish(struct limits_redis *r, struct limits_ticket *t, long t
 {
     if (t->leased)
         list_remove(&t->link);
-    if (r->state == RS_READY && (t->leased || (t->tokens_per_minute > 0 && tokens_used > 0)))
-        send_finish(r, t, tokens_used);
+    if (r->state == RS_READY && (t->leased || (t->tokens_per_minute > 0 && tokens_used > 0))) {
+        limits_redis_queue_finish(r, t, tokens_used); /* takes t */
+        return;
+    }
     free(t);
 }
