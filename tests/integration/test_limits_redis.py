@@ -16,7 +16,8 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DRIVER = os.path.join(ROOT, "build/asan/tests/limits_redis_driver")
+DRIVER = os.environ.get("LIMITS_REDIS_DRIVER",
+                        os.path.join(ROOT, "build/asan/tests/limits_redis_driver"))
 # Generous: the machine is shared; the deadline itself is 50 ms.
 ANSWER_BOUND_MS = 400
 
@@ -133,6 +134,20 @@ class Driver:
         self.next_id += 1
         self.send(f"admit {inst} {i} {key} {rpm} {tpm} {streams}")
         return self.wait_for(lambda v: v.get("id") == i) if wait else i
+
+    def burst(self, inst, key, n, rpm=0, tpm=0, streams=0):
+        """n admits written in one write (< PIPE_BUF, so the driver reads them in one
+        read, one turn of its loop); returns their answers in the order sent."""
+        ids = list(range(self.next_id, self.next_id + n))
+        self.next_id += n
+        self.send("\n".join(f"admit {inst} {i} {key} {rpm} {tpm} {streams}" for i in ids))
+        return [self.wait_for(lambda v, i=i: v.get("id") == i) for i in ids]
+
+    def finish_all(self, inst, ids_tokens):
+        """Finishes several admits in one write (one loop turn)."""
+        self.send("\n".join(f"finish {inst} {i} {t}" for i, t in ids_tokens))
+        for i, _ in ids_tokens:
+            self.wait_for(lambda v, i=i: v.get("finished") == i)
 
     def wait_ready(self, inst, timeout=10.0):
         """Admits a probe until Redis answers it (not at once as unreachable)."""
@@ -432,3 +447,91 @@ def test_host_names_resolve_without_blocking(redis, drivers):
     assert "does not resolve" in line["message"] and line["address"].startswith("no-such-host")
     v = d.admit(1, "dns", rpm=5)
     assert v["status"] == "unavailable" and v["sync"]
+
+
+def evalsha_calls(r):
+    s = r.commandstats()
+    return s.get("evalsha", 0) + s.get("eval", 0)
+
+
+def test_a_burst_is_judged_in_order_as_one_by_one(redis, drivers):
+    d = drivers()
+    d.new(0, url(redis))
+    d.wait_ready(0)
+    answers = d.burst(0, "burst", 30, rpm=10)
+    ok = [v for v in answers if v["status"] == "ok"]
+    refused = [v for v in answers if v["status"] == "refused"]
+    assert len(ok) == 10 and len(refused) == 20, answers
+    assert ok == answers[:10]  # in the order sent
+    remaining = [int(v["headers"]["x-ratelimit-remaining-requests"]) for v in ok]
+    assert remaining == list(range(9, -1, -1)), remaining
+    assert all(v["reason"] == "requests" and v["retry_after"] >= 1 for v in refused)
+    assert all(v["headers"]["x-ratelimit-remaining-requests"] == "0" for v in refused)
+    assert stats(d, 0)["rtt"] >= 31  # one round trip counted per request
+
+
+def test_a_burst_goes_as_one_evalsha(redis, drivers):
+    d = drivers()
+    d.new(0, url(redis))
+    d.wait_ready(0)
+    before = evalsha_calls(redis)
+    answers = d.burst(0, "one", 30, rpm=10)
+    assert [v["status"] for v in answers].count("ok") == 10
+    calls = evalsha_calls(redis) - before
+    assert calls <= 5, f"{calls} EVALSHA for 30 admits read in one turn"
+
+
+def test_a_burst_on_a_concurrency_limit_then_its_finishes(redis, drivers):
+    d = drivers()
+    d.new(0, url(redis))
+    d.wait_ready(0)
+    answers = d.burst(0, "held", 30, streams=5)
+    ok = [v for v in answers if v["status"] == "ok"]
+    assert ok == answers[:5] and all(v["ticket"] for v in ok)
+    assert all(v["reason"] == "concurrency" for v in answers[5:])
+    assert redis.cli("ZCARD", "chatd:{held}:streams").strip() == "5"
+    assert d.admit(0, "held", streams=5)["reason"] == "concurrency"  # held, not a one-off
+    before = evalsha_calls(redis)
+    d.finish_all(0, [(v["id"], 0) for v in ok])
+    wait_until(lambda: redis.cli("ZCARD", "chatd:{held}:streams").strip() == "0")
+    assert evalsha_calls(redis) - before <= 2
+    assert [v["status"] for v in d.burst(0, "held", 6, streams=5)] == ["ok"] * 5 + ["refused"]
+
+
+def test_tokens_of_a_batch_of_finishes_add_up(redis, drivers):
+    d = drivers()
+    d.new(0, url(redis))
+    d.wait_ready(0)
+    answers = d.burst(0, "sum", 8, tpm=60)  # one token costs 1 s of the bucket
+    assert all(v["status"] == "ok" and v["ticket"] for v in answers)
+    used = list(range(10, 18))  # 108 tokens
+    before = evalsha_calls(redis)
+    d.finish_all(0, [(v["id"], n) for v, n in zip(answers, used)])
+    wait_until(lambda: redis.cli("EXISTS", "chatd:{sum}:tokens").strip() == "1")
+    tat = int(redis.cli("GET", "chatd:{sum}:tokens").strip())
+    sec, usec = redis.cli("TIME").split()
+    debt = tat - (int(sec) * 1000000 + int(usec))
+    assert 107_000_000 < debt <= 108_000_000, debt  # sum(used) s, less the time since
+    assert evalsha_calls(redis) - before <= 2
+    v = d.admit(0, "sum", tpm=60)
+    assert v["reason"] == "tokens" and 47 <= v["retry_after"] <= 49
+
+
+def test_two_keys_in_one_turn_and_a_flushed_script_cache(redis, drivers):
+    d = drivers()
+    d.new(0, url(redis))
+    d.wait_ready(0)
+    redis.cli("SCRIPT", "FLUSH")  # the batch is answered NOSCRIPT and sent again with EVAL
+    lines, ids = [], []
+    for k in range(12):
+        key, rpm = ("x", 3) if k % 2 == 0 else ("y", 4)
+        ids.append(d.next_id)
+        lines.append(f"admit 0 {d.next_id} {key} {rpm} 0 0")
+        d.next_id += 1
+    d.send("\n".join(lines))
+    got = [d.wait_for(lambda v, i=i: v.get("id") == i) for i in ids]
+    assert [v["status"] for v in got[0::2]] == ["ok"] * 3 + ["refused"] * 3
+    assert [v["status"] for v in got[1::2]] == ["ok"] * 4 + ["refused"] * 2
+    assert [v["headers"]["x-ratelimit-remaining-requests"] for v in got[1::2]] == \
+        ["3", "2", "1", "0", "0", "0"]
+    assert stats(d, 0)["errors"] == 0
