@@ -24,7 +24,8 @@ from sseclient import parse_events
 PASSWORD = "rds-pw-7c1e9a3f5b2d"
 K_RPM, K_CONC, K_PROBE, K_OPS = ("sk-r-rpm-11aa22bb33cc", "sk-r-conc-44dd55ee66ff", "sk-r-probe-7788aabbccdd",
                                  "sk-r-ops-99eeff001122")
-SECRETS = (PASSWORD, K_RPM, K_CONC, K_PROBE, K_OPS)
+K_BURST = "sk-r-burst-3344556677aa"
+SECRETS = (PASSWORD, K_RPM, K_CONC, K_PROBE, K_OPS, K_BURST)
 # Generous: the deadline itself is 50 ms; the machine is shared and sanitizers slow chatd.
 EXTRA_BOUND_S = 1.0
 
@@ -44,6 +45,7 @@ def replicas(start_chatd, provider, tmp_path, redis):
         ("conc-app", K_CONC, {"max_concurrent_streams": 2}),
         ("probe", K_PROBE, {"requests_per_minute": 100000}),
         ("ops", K_OPS, {}),
+        ("burst-app", K_BURST, {"requests_per_minute": 10}),
     ])
     started = []
 
@@ -437,3 +439,38 @@ def test_draining_replica_never_leaves_a_kept_alive_connection_unanswered(start_
     provider.set_event(gate)
     assert b"last" in read_to_end(held)
     assert c.wait_exit(30) == 0
+
+
+def test_a_burst_read_in_one_turn_is_one_batch(replicas, redis):
+    """30 requests on 30 connections reach a WORKERS=1 chatd while it is stopped, so
+    one turn of its loop reads them all: exactly 10 pass (remaining 9..0, each once),
+    20 get 429, and the admits go to Redis in far fewer EVALSHA than requests."""
+    (c,) = replicas(1, WORKERS="1")
+    socks = [socket.create_connection(("127.0.0.1", c.port), timeout=20) for _ in range(30)]
+    body = json.dumps({"message": "burst"})
+    try:
+        time.sleep(0.5)  # all accepted and handed to the worker
+        before = evalsha_calls(redis)
+        c.proc.send_signal(signal.SIGSTOP)
+        try:
+            for s in socks:
+                s.sendall(request_bytes("POST", "/chat", body, headers=bearer(K_BURST)))
+        finally:
+            c.proc.send_signal(signal.SIGCONT)
+        heads = [read_head(s)[:2] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    calls = evalsha_calls(redis) - before
+    ok = [h for st, h in heads if st == 200]
+    assert sorted(st for st, _ in heads) == [200] * 10 + [429] * 20
+    assert sorted(int(h["x-ratelimit-remaining-requests"]) for h in ok) == list(range(10))
+    assert calls <= 15, f"{calls} EVALSHA for 30 admits read in one turn"
+
+
+def evalsha_calls(redis):
+    n = 0
+    for line in redis.cli("INFO", "commandstats").splitlines():
+        if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+            n += int(line.split(":", 1)[1].split(",")[0].split("=")[1])
+    return n
