@@ -4,9 +4,11 @@
  * DOWN (no connection; a reconnect timer runs), CONNECTING (AUTH, SELECT and SCRIPT
  * LOAD pipelined behind the connect; READY when SCRIPT LOAD answers) and READY. Only
  * READY sends admits; otherwise an admit is answered at once, fail-open or closed.
- * Every admit has a deadline timer; the hiredis reply callback owns the pending
- * object and frees it (hiredis calls every callback, with a NULL reply, when the
- * connection goes), so a late reply is read and ignored, never lost track of. */
+ * Admits and finishes are queued into the batches of the loop turn (one per key) and
+ * sent when the turn ends (limits_redis_batch.c). Every admit has a deadline timer;
+ * its batch, then the hiredis reply callback, owns the pending object and frees it
+ * (hiredis calls every callback, with a NULL reply, when the connection goes), so a
+ * late reply is read and ignored, never lost track of. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
