@@ -17,6 +17,7 @@
 
 #include "api/http_internal.h"
 #include "core/jscan.h"
+#include "core/swar.h"
 
 /* tchar of RFC 9110 §5.6.2. */
 static bool is_tchar(unsigned char ch)
@@ -27,22 +28,16 @@ static bool is_tchar(unsigned char ch)
     return ch != '\0' && memchr(extra, ch, sizeof extra - 1) != NULL;
 }
 
-#define ONES  0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
 /* Skips the bytes of a field value that need no decision (is_value_char but for
  * '\t', which the slow path takes): eight at a time while a word holds no control
- * character and no DEL ("some byte is below 0x20" is (x - 0x20s) & ~x & 0x80s;
- * the lowest flagged byte is exact), then one at a time. Returns where it stopped. */
+ * character and no DEL (swar.h), then one at a time. Returns where it stopped. */
 static size_t value_run(const unsigned char *u, size_t i, size_t len)
 {
     while (len - i >= 8) {
-        uint64_t x, del;
-        memcpy(&x, u + i, 8);
-        del = x ^ (ONES * 0x7f);
-        uint64_t stop = ((x - ONES * 0x20) & ~x & HIGHS) | ((del - ONES) & ~del & HIGHS);
+        uint64_t x = swar_load(u + i);
+        uint64_t stop = swar_below(x, 0x20) | swar_equal(x, 0x7f);
         if (stop != 0)
-            return i + (size_t)(__builtin_ctzll(stop) >> 3);
+            return i + swar_first(stop);
         i += 8;
     }
     while (i < len && u[i] >= 0x20 && u[i] != 0x7f)

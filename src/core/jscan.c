@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/jsonw.h"
+#include "core/swar.h"
 
 void jscan_init(struct jscan *s, const char *text, size_t len)
 {
@@ -85,22 +86,17 @@ static const bool plain[256] = {
     ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, [0x7f] = 1,
 };
 
-#define ONES  0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
 /* Skips bytes that stand for themselves: eight at a time while a whole word
- * holds no quote, backslash, control character or non-ASCII byte ("some byte
- * is zero" is (x - 1s) & ~x & 0x80s), then one at a time near the end. */
+ * holds no quote, backslash, control character or non-ASCII byte (swar.h), then
+ * one at a time near the end. */
 static const char *plain_run(const char *p, const char *end)
 {
     while (end - p >= 8) {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        uint64_t quote = x ^ (ONES * '"'), slash = x ^ (ONES * '\\');
-        uint64_t bad = (x & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS) |
-                       ((quote - ONES) & ~quote & HIGHS) | ((slash - ONES) & ~slash & HIGHS);
-        if (bad != 0) /* the lowest flagged byte is exact (false hits only lie above it) */
-            return p + (__builtin_ctzll(bad) >> 3);
+        uint64_t x = swar_load(p);
+        uint64_t bad =
+            swar_high(x) | swar_below(x, 0x20) | swar_equal(x, '"') | swar_equal(x, '\\');
+        if (bad != 0)
+            return p + swar_first(bad);
         p += 8;
     }
     while (p < end && plain[(unsigned char)*p])
