@@ -449,8 +449,8 @@ const struct config_var config_vars[] = {
     { "UI_ENABLED", CONFIG_BOOL, "true", "", 0, 0, "serve the web chat page at /", F(ui_enabled),
       "ui_enabled", false, NULL, false },
     { "UPSTREAM_NATIVE_HTTP", CONFIG_BOOL, "true", "", 0, 0,
-      "chatd's own HTTP/1.1 client for http:// providers at an IP address or localhost with no "
-      "proxy (false: libcurl for every provider)",
+      "chatd's own HTTP/1.1 client for http:// providers (at an IP address, localhost or a host "
+      "name) with no proxy (false: libcurl for every provider)",
       F(native_http), "upstream_native_http", false, NULL, false },
     { "DNS_RESOLV_CONF", CONFIG_STR, "/etc/resolv.conf", "", 0, 0,
       "the resolv.conf whose name servers, search domains and options chatd's own HTTP client "
